@@ -1,0 +1,3 @@
+from emolab.cli import main
+
+main()

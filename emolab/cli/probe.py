@@ -1,0 +1,52 @@
+"""`emolab probe`: per-token emotion readouts of a text."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import numpy as np
+
+from emolab.cli.jsonl import dumps, event_record
+from emolab.cli.options import load_pack_and_model, model_options
+from emolab.cli.render import token_line, top_emotions
+from emolab.core.errors import EmolabError
+
+
+@click.command()
+@model_options
+@click.argument("source", metavar="FILE|-")
+@click.option("--top", "top_k", default=3, show_default=True, type=click.IntRange(min=1), help="Emotions shown per token.")
+@click.option("--json", "as_json", is_flag=True, help="Write token events as JSON lines, as `run --json` does.")
+def probe(vectors, model, device, dtype, trust_remote_code, source, top_k, as_json):
+    """Read every token of a text (a file, or - for stdin) through the pack's probes."""
+    from emolab.core.engine import Engine
+
+    text = _read_source(source)
+    pack, loaded = load_pack_and_model(vectors, model, device, dtype, trust_remote_code, require_pack=True)
+    engine = Engine(loaded, pack)
+    events = list(engine.read_text(text))
+    if as_json:
+        for event in events:
+            click.echo(dumps(event_record(event, pack.emotions)))
+        return
+    for event in events:
+        click.echo(token_line(event.index, event.text, event.probe, pack.emotions, top_k))
+    mean = np.mean([event.probe for event in events], axis=0)
+    click.echo(click.style(f"\nwhole text, mean z over {len(events)} tokens", bold=True))
+    for name, value in top_emotions(mean, pack.emotions, max(top_k, 10)):
+        click.echo(f"  {name:<16} {value:+.2f}")
+
+
+def _read_source(source: str) -> str:
+    if source == "-":
+        return sys.stdin.read()
+    try:
+        with open(source, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise EmolabError(f"{source}: no such file") from None
+    except UnicodeDecodeError:
+        raise EmolabError(f"{source}: not UTF-8 text") from None
+    except OSError as error:
+        raise EmolabError(f"{source}: {error.strerror}") from None

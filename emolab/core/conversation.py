@@ -1,0 +1,66 @@
+"""The chat history, rendered through the model's own chat template, and fitted to the context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from emolab.core.errors import ContextOverflowError
+
+FALLBACK_TEMPLATE_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
+
+
+@dataclass
+class Conversation:
+    system: str | None = None
+    messages: list[dict[str, str]] = field(default_factory=list)
+    window_start: int = 0  # messages before this were truncated away from the context
+
+    def add(self, role: str, content: str) -> None:
+        self.messages.append({"role": role, "content": content})
+
+    def visible(self) -> list[dict[str, str]]:
+        head = [{"role": "system", "content": self.system}] if self.system else []
+        return head + self.messages[self.window_start:]
+
+    def drop_last_reply(self) -> bool:
+        if self.messages and self.messages[-1]["role"] == "assistant":
+            self.messages.pop()
+            return True
+        return False
+
+    def reset(self) -> None:
+        self.messages.clear()
+        self.window_start = 0
+
+
+def render_prompt(tokenizer, messages: list[dict[str, str]]) -> list[int]:
+    """Token ids of `messages` plus the assistant's turn header, via the model's chat template."""
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    else:  # a base model without a template: a plain transcript
+        text = "".join(f"{FALLBACK_TEMPLATE_ROLES.get(m['role'], m['role'])}: {m['content']}\n" for m in messages)
+        text += "Assistant:"
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def fit_to_context(conversation: Conversation, tokenizer, budget: int) -> tuple[list[int], int]:
+    """Drop the oldest messages until the prompt is at most `budget` tokens.
+
+    Returns the prompt ids and how many messages were dropped now. The latest message is
+    never dropped: if it alone does not fit, that is an error the user must see.
+    """
+    dropped = 0
+    while True:
+        ids = render_prompt(tokenizer, conversation.visible())
+        if len(ids) <= budget:
+            return ids, dropped
+        if conversation.window_start >= len(conversation.messages) - 1:
+            raise ContextOverflowError(
+                f"the message is {len(ids)} tokens with the chat template, but the context window leaves "
+                f"{budget} for the prompt; shorten it or lower --max-tokens"
+            )
+        # Drop a whole exchange at a time so the history never starts with a reply.
+        step = 2 if conversation.messages[conversation.window_start]["role"] == "user" else 1
+        step = min(step, len(conversation.messages) - 1 - conversation.window_start)
+        conversation.window_start += step
+        dropped += step

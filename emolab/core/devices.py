@@ -1,0 +1,53 @@
+"""Choosing where the model runs and in what precision."""
+
+from __future__ import annotations
+
+import torch
+
+from emolab.core.errors import EmolabError
+
+DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """`auto` prefers CUDA, then Apple's MPS, then the CPU."""
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise EmolabError(f"unknown device {requested!r}: use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise EmolabError(f"--device {requested}: CUDA is not available on this machine")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise EmolabError(f"--device {requested}: MPS is not available on this machine")
+    return device
+
+
+def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
+    """`auto` is bf16 on GPUs that support it, fp16 on other GPUs, fp32 on the CPU."""
+    if requested == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if device.type == "mps":
+            return torch.float16
+        return torch.float32
+    try:
+        return DTYPES[requested]
+    except KeyError:
+        raise EmolabError(f"unknown dtype {requested!r}: use auto, {', '.join(DTYPES)}") from None
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")

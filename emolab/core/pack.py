@@ -1,0 +1,312 @@
+"""Vector packs: one unit direction per emotion and layer, plus what is needed to use them.
+
+A pack is a directory with two files:
+
+- `manifest.json`: versioned JSON, described by `emolab/schemas/pack-manifest.schema.json`.
+- `vectors.safetensors`: float32 tensors, rows in the manifest's emotion order, for each stored layer L:
+  - `layer.L`         [n_emotions, hidden]  unit directions
+  - `raw_norm.L`      [n_emotions]          norms of the directions before normalising
+  - `neutral_mean.L`  [n_emotions]          mean projection of neutral-text residuals
+  - `neutral_std.L`   [n_emotions]          their standard deviation (probe z-scores use both)
+
+Loading validates everything and raises `PackError` with one line naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from emolab.core.errors import EmolabError, PackError
+
+FORMAT = "emolab-pack"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+VECTORS = "vectors.safetensors"
+UNIT_TOLERANCE = 1e-3
+PER_EMOTION_STATS = ("raw_norm", "neutral_mean", "neutral_std")
+
+
+@dataclass(frozen=True)
+class SliderRange:
+    min: float
+    max: float
+    step: float
+    coarse_step: float
+
+    def contains(self, value: float) -> bool:
+        return self.min - 1e-12 <= value <= self.max + 1e-12
+
+
+@dataclass(frozen=True)
+class LayerData:
+    directions: torch.Tensor  # [E, H], unit rows
+    raw_norm: torch.Tensor  # [E]
+    neutral_mean: torch.Tensor  # [E]
+    neutral_std: torch.Tensor  # [E]
+    mean_norm: float  # the steering unit at this layer
+
+
+@dataclass
+class VectorPack:
+    path: Path
+    manifest: dict
+    layers: dict[int, LayerData] = field(repr=False)
+
+    # -- what the manifest says ---------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.manifest["name"]
+
+    @cached_property
+    def emotions(self) -> list[str]:
+        return list(self.manifest["emotions"])
+
+    @cached_property
+    def emotion_index(self) -> dict[str, int]:
+        return {name: index for index, name in enumerate(self.emotions)}
+
+    @property
+    def model_id(self) -> str:
+        return self.manifest["model"]["id"]
+
+    @property
+    def model_weights(self) -> str:
+        return self.manifest["model"].get("weights", "")
+
+    @property
+    def hidden_size(self) -> int:
+        return self.manifest["model"]["hidden_size"]
+
+    @property
+    def steer_layers(self) -> list[int]:
+        return list(self.manifest["steer_layers"])
+
+    @property
+    def probe_layer(self) -> int:
+        return self.manifest["probe_layer"]
+
+    @cached_property
+    def slider(self) -> SliderRange:
+        slider = self.manifest["slider"]
+        step = float(slider["step"])
+        return SliderRange(float(slider["min"]), float(slider["max"]), step, float(slider.get("coarse_step", step * 10)))
+
+    @cached_property
+    def coords(self) -> dict[str, tuple[float, float]]:
+        """Each emotion's position in the pack's own PCA plane (valence, arousal)."""
+        return {name: (float(x), float(y)) for name, (x, y) in self.manifest["geometry"]["coords"].items()}
+
+    @cached_property
+    def sha256(self) -> str:
+        digest = hashlib.sha256()
+        for filename in (MANIFEST, VECTORS):
+            digest.update((self.path / filename).read_bytes())
+        return digest.hexdigest()
+
+    # -- names -----------------------------------------------------------------------------------
+
+    def resolve(self, name: str) -> str:
+        """The pack's spelling of an emotion, or an error that suggests the closest names."""
+        cleaned = " ".join(name.strip().lower().split())
+        if cleaned in self.emotion_index:
+            return cleaned
+        for emotion in self.emotions:
+            if emotion.lower() == cleaned:
+                return emotion
+        close = difflib.get_close_matches(cleaned, self.emotions, n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; the pack {self.name} has {len(self.emotions)} emotions, see `emolab pack info`"
+        raise EmolabError(f"unknown emotion {name!r}{hint}")
+
+    # -- fit to a model --------------------------------------------------------------------------
+
+    def check_model(self, hidden_size: int, num_layers: int, model_reference: str) -> None:
+        if hidden_size != self.hidden_size:
+            raise PackError(
+                f"{self.path / MANIFEST}: the pack was built for hidden size {self.hidden_size} "
+                f"({self.model_id}), but {model_reference} has hidden size {hidden_size}"
+            )
+        deepest = max(self.layers)
+        if deepest >= num_layers:
+            raise PackError(
+                f"{self.path / MANIFEST}: the pack stores layer {deepest}, but {model_reference} has only {num_layers} layers"
+            )
+
+    def summary_lines(self) -> list[str]:
+        provenance = self.manifest.get("provenance", {})
+        slider = self.slider
+        return [
+            f"pack       {self.name}  ({self.path})",
+            f"format     {FORMAT} v{self.manifest['format_version']}",
+            f"model      {self.model_id}  hidden {self.hidden_size}, {self.manifest['model']['num_layers']} layers",
+            f"weights    {self.model_weights or 'not recorded'}",
+            f"emotions   {len(self.emotions)}: {', '.join(self.emotions[:8])}{', ...' if len(self.emotions) > 8 else ''}",
+            f"layers     {', '.join(str(layer) for layer in sorted(self.layers))}",
+            f"steer at   {', '.join(map(str, self.steer_layers))}   probe at {self.probe_layer}",
+            f"slider     {slider.min:+g} .. {slider.max:+g}, step {slider.step:g}",
+            f"built      {provenance.get('created', 'unknown date')} with emolab {provenance.get('emolab_version', '?')}",
+        ]
+
+
+def load_pack(path: str | Path) -> VectorPack:
+    """Read and validate a pack directory."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise PackError(f"{folder}: no such pack directory")
+    manifest = _read_manifest(folder / MANIFEST)
+    layers = _read_vectors(folder / VECTORS, manifest)
+    return VectorPack(path=folder, manifest=manifest, layers=layers)
+
+
+def _read_manifest(path: Path) -> dict:
+    if not path.is_file():
+        raise PackError(f"{path}: missing")
+
+    def reject_constant(constant: str):
+        raise PackError(f"{path}: {constant} is not a number a pack may hold")
+
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"), parse_constant=reject_constant)
+    except UnicodeDecodeError:
+        raise PackError(f"{path}: not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        raise PackError(f"{path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}") from None
+    if not isinstance(manifest, dict):
+        raise PackError(f"{path}: the manifest must be a JSON object")
+    if manifest.get("format") == FORMAT and isinstance(manifest.get("format_version"), int) \
+            and manifest["format_version"] > FORMAT_VERSION:
+        raise PackError(f"{path}: format version {manifest['format_version']} is newer than this emolab reads "
+                        f"({FORMAT_VERSION}); upgrade emolab")
+    _check_schema(path, manifest)
+    _check_consistency(path, manifest)
+    return manifest
+
+
+def manifest_schema() -> dict:
+    text = resources.files("emolab").joinpath("schemas/pack-manifest.schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def _check_schema(path: Path, manifest: dict) -> None:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(manifest_schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(manifest))
+    if error is not None:
+        where = error.json_path if error.json_path != "$" else "the manifest"
+        raise PackError(f"{path}: {where}: {error.message}")
+
+
+def _check_consistency(path: Path, manifest: dict) -> None:
+    emotions = manifest["emotions"]
+    seen: set[str] = set()
+    for name in emotions:
+        if name in seen:
+            raise PackError(f"{path}: emotion {name!r} is listed twice")
+        seen.add(name)
+    stored = {int(layer) for layer in manifest["layers"]}
+    num_layers = manifest["model"]["num_layers"]
+    for layer in stored:
+        if layer >= num_layers:
+            raise PackError(f"{path}: layer {layer} is stored, but the model has {num_layers} layers")
+    for layer in manifest["steer_layers"]:
+        if layer not in stored:
+            raise PackError(f"{path}: steer layer {layer} is not among the stored layers {sorted(stored)}")
+    if manifest["probe_layer"] not in stored:
+        raise PackError(f"{path}: probe layer {manifest['probe_layer']} is not among the stored layers {sorted(stored)}")
+    slider = manifest["slider"]
+    if not slider["min"] < slider["max"]:
+        raise PackError(f"{path}: slider min {slider['min']} must be below max {slider['max']}")
+    if slider["step"] > slider["max"] - slider["min"]:
+        raise PackError(f"{path}: slider step {slider['step']} is larger than its range")
+    coords = manifest["geometry"]["coords"]
+    unknown = sorted(set(coords) - seen)
+    if unknown:
+        raise PackError(f"{path}: geometry names unknown emotion {unknown[0]!r}")
+    missing = [name for name in emotions if name not in coords]
+    if missing:
+        raise PackError(f"{path}: geometry has no coordinates for {missing[0]!r}")
+    for name, values in coords.items():
+        if not all(math.isfinite(value) for value in values):
+            raise PackError(f"{path}: geometry coordinates of {name!r} are not finite")
+
+
+def _read_vectors(path: Path, manifest: dict) -> dict[int, LayerData]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise PackError(f"{path}: missing")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise PackError(f"{path}: not a readable safetensors file ({reason})") from None
+
+    n_emotions = len(manifest["emotions"])
+    hidden = manifest["model"]["hidden_size"]
+    layers: dict[int, LayerData] = {}
+    for key, info in manifest["layers"].items():
+        layer = int(key)
+        directions = _tensor(path, tensors, f"layer.{layer}", (n_emotions, hidden))
+        norms = directions.norm(dim=1)
+        worst = int((norms - 1).abs().argmax())
+        if abs(float(norms[worst]) - 1) > UNIT_TOLERANCE:
+            raise PackError(f"{path}: layer.{layer} row {worst} ({manifest['emotions'][worst]!r}) has norm "
+                            f"{float(norms[worst]):.4f}, not 1")
+        stats = {name: _tensor(path, tensors, f"{name}.{layer}", (n_emotions,)) for name in PER_EMOTION_STATS}
+        if bool((stats["neutral_std"] <= 0).any()):
+            raise PackError(f"{path}: neutral_std.{layer} has a value that is not positive")
+        layers[layer] = LayerData(directions=directions, mean_norm=float(info["mean_norm"]), **stats)
+    return layers
+
+
+def _tensor(path: Path, tensors: dict[str, torch.Tensor], name: str, shape: tuple[int, ...]) -> torch.Tensor:
+    if name not in tensors:
+        raise PackError(f"{path}: tensor {name!r} is missing")
+    tensor = tensors[name]
+    if tuple(tensor.shape) != shape:
+        raise PackError(f"{path}: tensor {name!r} has shape {list(tensor.shape)}, expected {list(shape)}")
+    if not tensor.is_floating_point():
+        raise PackError(f"{path}: tensor {name!r} has dtype {tensor.dtype}, expected float32")
+    tensor = tensor.float()
+    if not bool(torch.isfinite(tensor).all()):
+        raise PackError(f"{path}: tensor {name!r} holds NaN or Inf")
+    return tensor
+
+
+def write_pack(path: str | Path, manifest: dict, layers: dict[int, LayerData]) -> VectorPack:
+    """Write a pack atomically enough for one writer, then load it back to validate it."""
+    from safetensors.torch import save_file
+
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest}
+    manifest["layers"] = {str(layer): {**manifest.get("layers", {}).get(str(layer), {}), "mean_norm": data.mean_norm}
+                          for layer, data in sorted(layers.items())}
+    tensors: dict[str, torch.Tensor] = {}
+    for layer, data in sorted(layers.items()):
+        tensors[f"layer.{layer}"] = data.directions
+        for name in PER_EMOTION_STATS:
+            tensors[f"{name}.{layer}"] = getattr(data, name)
+    tensors = {name: tensor.detach().float().contiguous().cpu() for name, tensor in tensors.items()}
+    save_file(tensors, str(folder / (VECTORS + ".tmp")), metadata={"format": FORMAT})
+    (folder / (MANIFEST + ".tmp")).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (folder / (VECTORS + ".tmp")).replace(folder / VECTORS)
+    (folder / (MANIFEST + ".tmp")).replace(folder / MANIFEST)
+    return load_pack(folder)
+
+
+def default_emotions() -> list[str]:
+    """The paper's 171 emotion concepts, in its (alphabetical) order."""
+    text = resources.files("emolab").joinpath("data/emotions_171.txt").read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip()]

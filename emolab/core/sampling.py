@@ -1,0 +1,57 @@
+"""Choosing the next token: greedy at temperature 0, else temperature and nucleus (top-p)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from emolab.core.errors import EmolabError
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 0.7
+    top_p: float = 0.9
+    max_tokens: int = 200
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not (self.temperature >= 0 and self.temperature <= 5):
+            raise EmolabError(f"temperature {self.temperature} is out of range: use 0 (greedy) to 5")
+        if not (0 < self.top_p <= 1):
+            raise EmolabError(f"top-p {self.top_p} is out of range: use a value in (0, 1]")
+        if self.max_tokens < 1:
+            raise EmolabError(f"max tokens {self.max_tokens} must be at least 1")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+    def with_(self, **changes) -> "Sampling":
+        return replace(self, **changes)
+
+
+class Sampler:
+    """Holds the random generator, so a seeded session reproduces token for token."""
+
+    def __init__(self, seed: int):
+        self.generator = torch.Generator(device="cpu")
+        self.generator.manual_seed(seed)
+
+    def reseed(self, seed: int) -> None:
+        self.generator.manual_seed(seed)
+
+    def choose(self, logits: torch.Tensor, sampling: Sampling) -> int:
+        """`logits`: [vocab] for the next position."""
+        if sampling.greedy:
+            return int(torch.argmax(logits))
+        probs = torch.softmax(logits.float().cpu() / sampling.temperature, dim=-1)
+        if sampling.top_p < 1:
+            sorted_probs, order = torch.sort(probs, descending=True)
+            cumulative = torch.cumsum(sorted_probs, dim=-1)
+            outside = cumulative - sorted_probs > sampling.top_p  # keep the token that crosses top_p
+            sorted_probs[outside] = 0
+            choice = torch.multinomial(sorted_probs, 1, generator=self.generator)
+            return int(order[choice])
+        return int(torch.multinomial(probs, 1, generator=self.generator))
