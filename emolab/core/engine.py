@@ -104,6 +104,8 @@ class Engine:
         """Add a user message and stream the reply."""
         if not text.strip():
             raise EmolabError("the message is empty")
+        if self._busy.locked():
+            raise EmolabError("the engine is already generating; stop it first")
         self.conversation.add("user", text)
         return self._reply(sampling)
 

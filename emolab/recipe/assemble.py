@@ -1,0 +1,79 @@
+"""From texts to a pack: activations, the recipe's math, and the manifest."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from emolab import __version__
+from emolab.core.devices import dtype_name
+from emolab.core.models import LoadedModel
+from emolab.core.pack import LayerData, VectorPack, write_pack
+from emolab.recipe.activations import mean_activations, token_activations
+from emolab.recipe.vectors import components_for_variance, difference_of_means, layer_data, pca_geometry, project_out
+
+
+def vectors_from_texts(
+    loaded: LoadedModel,
+    stories: Mapping[str, Sequence[str]],
+    neutral: Sequence[str],
+    layers: Sequence[int],
+    *,
+    start_token: int,
+    denoise_variance: float = 0.5,
+    batch_size: int = 8,
+) -> dict[int, LayerData]:
+    """Per layer: difference of means over emotions, neutral PCs projected out, unit-normalised."""
+    emotion_means = torch.stack([
+        mean_activations(loaded, texts, layers, start_token=start_token, batch_size=batch_size).mean(dim=0)
+        for texts in stories.values()
+    ])  # [E, L, H]
+    neutral_tokens = token_activations(loaded, neutral, layers, batch_size=batch_size)  # [N, L, H]
+    result = {}
+    for column, layer in enumerate(layers):
+        tokens = neutral_tokens[:, column]
+        raw = difference_of_means(emotion_means[:, column])
+        if denoise_variance > 0:
+            raw = project_out(raw, components_for_variance(tokens, denoise_variance))
+        result[layer] = layer_data(raw, tokens, float(tokens.norm(dim=1).mean()))
+    return result
+
+
+def build_pack(
+    path,
+    loaded: LoadedModel,
+    layer_data_by_layer: Mapping[int, LayerData],
+    emotions: list[str],
+    *,
+    name: str,
+    steer_layers: list[int],
+    probe_layer: int,
+    slider: Mapping[str, float],
+    provenance: Mapping,
+    description: str = "",
+) -> VectorPack:
+    geometry = pca_geometry(layer_data_by_layer[probe_layer].directions, emotions)
+    manifest = {
+        "name": name,
+        "description": description,
+        "emotions": emotions,
+        "model": {"id": loaded.reference, "weights": loaded.weights_id, "hidden_size": loaded.hidden_size,
+                  "num_layers": loaded.num_layers, "dtype": dtype_name(loaded.dtype)},
+        "steer_layers": steer_layers,
+        "probe_layer": probe_layer,
+        "slider": dict(slider),
+        "geometry": {
+            "layer": probe_layer,
+            "explained_variance": [round(float(v), 6) for v in geometry.explained],
+            "axes": ["valence (PC1)", "arousal (PC2)"],
+            "coords": {e: [round(float(x), 6), round(float(y), 6)] for e, (x, y) in zip(emotions, geometry.coords)},
+        },
+        "provenance": {
+            **provenance,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "emolab_version": __version__,
+        },
+    }
+    return write_pack(path, manifest, dict(layer_data_by_layer))

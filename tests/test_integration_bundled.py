@@ -1,0 +1,110 @@
+"""End to end on the real bundled SmolLM2-135M-Instruct, with a pack built here from real activations."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from emolab.cli import main
+from emolab.core.engine import Engine
+from emolab.core.events import Token
+from emolab.core.sampling import Sampling
+from emolab.recipe.assemble import build_pack, vectors_from_texts
+
+pytestmark = pytest.mark.slow
+
+STORIES = {
+    "happy": [
+        "She opened the letter and laughed out loud, dancing around the kitchen with the good news.",
+        "The whole family cheered and hugged when the puppy finally came home with them.",
+        "He grinned all day long; the sun was warm and his best friend had come to visit.",
+    ],
+    "sad": [
+        "She sat alone by the window, tears running down her face as the rain kept falling.",
+        "He packed his late father's coat into a box and could not stop crying.",
+        "The empty room felt cold and silent after everyone she loved had gone away.",
+    ],
+    "afraid": [
+        "Her heart pounded as footsteps came closer in the dark alley behind her.",
+        "He froze, trembling, when the floor creaked upstairs in the empty house.",
+        "She gripped the seat, shaking, as the plane dropped suddenly through the storm.",
+    ],
+    "calm": [
+        "He sat by the quiet lake, breathing slowly, watching the still water at dusk.",
+        "She sipped her tea on the porch, relaxed, listening to the soft wind in the trees.",
+        "The afternoon was slow and peaceful, and he drifted easily through his book.",
+    ],
+}
+NEUTRAL = [
+    "User: List three prime numbers. Assistant: 2, 3 and 5.",
+    "User: Convert 10 kilometres to miles. Assistant: 10 kilometres is about 6.2 miles.",
+    "User: What is the capital of France? Assistant: The capital of France is Paris.",
+    "User: Sort these words: pear, apple, fig. Assistant: apple, fig, pear.",
+]
+
+
+@pytest.fixture(scope="module")
+def real_pack(tmp_path_factory, bundled_model):
+    layers = [10, 20]
+    data = vectors_from_texts(bundled_model, STORIES, NEUTRAL, layers, start_token=4, batch_size=4)
+    return build_pack(
+        tmp_path_factory.mktemp("packs") / "mini", bundled_model, data, list(STORIES), name="mini",
+        steer_layers=[10], probe_layer=20, slider={"min": -1.0, "max": 1.0, "step": 0.01},
+        provenance={"recipe": "integration test", "stories_per_emotion": 3},
+    )
+
+
+def test_the_built_pack_is_valid_and_fits_the_model(real_pack, bundled_model):
+    real_pack.check_model(bundled_model.hidden_size, bundled_model.num_layers, bundled_model.reference)
+    assert real_pack.model_id == "bundled:smollm2-135m-instruct"
+    assert real_pack.layers[20].mean_norm > 0
+    assert real_pack.coords["happy"][0] > real_pack.coords["sad"][0]
+
+
+def test_probes_separate_held_out_happy_and_sad_text(real_pack, bundled_model):
+    engine = Engine(bundled_model, real_pack)
+    happy = real_pack.emotion_index["happy"]
+    sad = real_pack.emotion_index["sad"]
+
+    def mean_scores(text):
+        return np.mean([t.probe for t in engine.read_text(text)][3:], axis=0)
+
+    joyful = mean_scores("They won the prize and everyone laughed and celebrated together all night.")
+    grieving = mean_scores("At the funeral she wept quietly, lost without him, her heart heavy with grief.")
+    assert joyful[happy] - joyful[sad] > grieving[happy] - grieving[sad]
+
+
+def test_greedy_engine_reply_equals_generate(bundled_model):
+    engine = Engine(bundled_model, sampling=Sampling(temperature=0, max_tokens=24))
+    events = list(engine.chat("Name three colours."))
+    prompt = [e.token_id for e in events if isinstance(e, Token) and e.source == "prompt"]
+    reply = [e.token_id for e in events if isinstance(e, Token) and e.source == "reply"]
+    with torch.inference_mode():
+        generated = bundled_model.model.generate(torch.tensor([prompt]), max_new_tokens=24, do_sample=False,
+                                                 eos_token_id=sorted(engine._eos_ids))
+    assert reply == generated[0, len(prompt):].tolist()[: len(reply)]
+    assert len(reply) > 0
+
+
+def test_emolab_run_streams_a_steered_reply_with_readouts(real_pack):
+    result = CliRunner().invoke(main, ["run", "--vectors", str(real_pack.path), "-p", "hello",
+                                       "--steer", "happy=0.3", "--max-tokens", "12", "--json"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.output.splitlines()]
+    assert records[0]["model"] == "bundled:smollm2-135m-instruct"
+    replies = [r for r in records if r["type"] == "token" and r["source"] == "reply"]
+    assert replies and all(r["steering"] == {"happy": 0.3} for r in replies)
+    assert all(set(r["probe"]) == set(STORIES) for r in replies)
+    assert records[-1]["type"] == "end" and records[-1]["text"]
+
+
+def test_steering_changes_the_greedy_reply(real_pack, bundled_model):
+    def reply(strength):
+        engine = Engine(bundled_model, real_pack, sampling=Sampling(temperature=0, max_tokens=20))
+        if strength:
+            engine.steering.set("sad", strength)
+        return [e.token_id for e in engine.chat("Tell me about your day.") if getattr(e, "source", "") == "reply"]
+
+    assert reply(0.0) != reply(0.8)

@@ -1,0 +1,166 @@
+"""Pack loading validates everything and fails with one line naming the file and the problem."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from emolab.core.errors import PackError
+from emolab.core.pack import default_emotions, load_pack
+from tests.tiny import EMOTIONS, write_tiny_pack
+
+
+def edit_manifest(pack, change):
+    path = pack.path / "manifest.json"
+    manifest = json.loads(path.read_text())
+    change(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+def edit_tensors(pack, change):
+    path = pack.path / "vectors.safetensors"
+    tensors = load_file(str(path))
+    change(tensors)
+    save_file(tensors, str(path))
+
+
+def expect_error(pack_path, *fragments):
+    with pytest.raises(PackError) as caught:
+        load_pack(pack_path)
+    message = str(caught.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+def test_a_written_pack_loads_back(tiny_pack):
+    pack = load_pack(tiny_pack.path)
+    assert pack.emotions == EMOTIONS
+    assert sorted(pack.layers) == [1, 2]
+    assert pack.steer_layers == [1] and pack.probe_layer == 2
+    assert torch.allclose(pack.layers[1].directions.norm(dim=1), torch.ones(len(EMOTIONS)))
+    assert len(pack.sha256) == 64
+
+
+def test_missing_directory(tmp_path):
+    expect_error(tmp_path / "nope", "nope", "no such pack directory")
+
+
+def test_missing_manifest(tiny_pack):
+    (tiny_pack.path / "manifest.json").unlink()
+    expect_error(tiny_pack.path, "manifest.json", "missing")
+
+
+def test_missing_vectors(tiny_pack):
+    (tiny_pack.path / "vectors.safetensors").unlink()
+    expect_error(tiny_pack.path, "vectors.safetensors", "missing")
+
+
+def test_bad_json(tiny_pack):
+    (tiny_pack.path / "manifest.json").write_text('{"name": "x",')
+    expect_error(tiny_pack.path, "manifest.json", "invalid JSON at line 1")
+
+
+def test_nan_in_manifest(tiny_pack):
+    text = (tiny_pack.path / "manifest.json").read_text().replace('"mean_norm": 2.0', '"mean_norm": NaN')
+    (tiny_pack.path / "manifest.json").write_text(text)
+    expect_error(tiny_pack.path, "manifest.json", "NaN")
+
+
+def test_schema_violation_names_the_field(tiny_pack):
+    edit_manifest(tiny_pack, lambda m: m["model"].update(hidden_size="wide"))
+    expect_error(tiny_pack.path, "manifest.json", "$.model.hidden_size", "not of type 'integer'")
+
+
+def test_missing_required_field(tiny_pack):
+    edit_manifest(tiny_pack, lambda m: m.pop("slider"))
+    expect_error(tiny_pack.path, "'slider' is a required property")
+
+
+def test_newer_format_version(tiny_pack):
+    edit_manifest(tiny_pack, lambda m: m.update(format_version=99))
+    expect_error(tiny_pack.path, "format version 99", "upgrade emolab")
+
+
+def test_duplicate_emotion(tiny_pack):
+    edit_manifest(tiny_pack, lambda m: m["emotions"].__setitem__(1, "happy"))
+    expect_error(tiny_pack.path, "'happy' is listed twice")
+
+
+def test_geometry_with_unknown_emotion(tiny_pack):
+    edit_manifest(tiny_pack, lambda m: m["geometry"]["coords"].update(bliss=[0, 0]))
+    expect_error(tiny_pack.path, "unknown emotion 'bliss'")
+
+
+def test_probe_layer_not_stored(tiny_pack):
+    edit_manifest(tiny_pack, lambda m: m.update(probe_layer=3))
+    expect_error(tiny_pack.path, "probe layer 3")
+
+
+def test_wrong_shape(tiny_pack):
+    edit_tensors(tiny_pack, lambda t: t.update({"layer.1": torch.nn.functional.normalize(torch.randn(6, 31), dim=1)}))
+    expect_error(tiny_pack.path, "vectors.safetensors", "'layer.1'", "[6, 31]", "[6, 32]")
+
+
+def test_nan_in_tensor(tiny_pack):
+    def poison(tensors):
+        tensors["neutral_mean.2"][3] = float("nan")
+    edit_tensors(tiny_pack, poison)
+    expect_error(tiny_pack.path, "'neutral_mean.2'", "NaN or Inf")
+
+
+def test_rows_must_be_unit_vectors(tiny_pack):
+    def stretch(tensors):
+        tensors["layer.2"][4] *= 2
+    edit_tensors(tiny_pack, stretch)
+    expect_error(tiny_pack.path, "layer.2 row 4", "'desperate'", "not 1")
+
+
+def test_missing_statistic(tiny_pack):
+    edit_tensors(tiny_pack, lambda t: t.pop("neutral_std.1"))
+    expect_error(tiny_pack.path, "'neutral_std.1' is missing")
+
+
+def test_corrupt_safetensors(tiny_pack):
+    path = tiny_pack.path / "vectors.safetensors"
+    path.write_bytes(path.read_bytes()[:100])
+    expect_error(tiny_pack.path, "vectors.safetensors", "not a readable safetensors file")
+
+
+def test_hidden_size_must_match_the_model(tiny_pack):
+    with pytest.raises(PackError, match="built for hidden size 32 .* has hidden size 64"):
+        tiny_pack.check_model(64, 4, "other-model")
+
+
+def test_stored_layer_must_exist_in_the_model(tiny_pack):
+    with pytest.raises(PackError, match="stores layer 2, but small-model has only 2 layers"):
+        tiny_pack.check_model(32, 2, "small-model")
+
+
+def test_default_emotions_are_the_papers_171():
+    emotions = default_emotions()
+    assert len(emotions) == 171 == len(set(emotions))
+    assert {"at ease", "grief-stricken", "hope", "hopeful", "desperate", "calm"} <= set(emotions)
+
+
+def test_pack_info_on_a_valid_pack(tiny_pack):
+    from click.testing import CliRunner
+
+    from emolab.cli import main
+
+    result = CliRunner().invoke(main, ["pack", "info", str(tiny_pack.path)])
+    assert result.exit_code == 0, result.output
+    assert "valid      yes" in result.output and "probe at 2" in result.output
+
+
+def test_pack_info_on_a_broken_pack_is_one_line_and_exit_2(tiny_pack):
+    from click.testing import CliRunner
+
+    from emolab.cli import main
+
+    (tiny_pack.path / "manifest.json").write_text("[]")
+    result = CliRunner().invoke(main, ["pack", "info", str(tiny_pack.path)])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and result.output.startswith("emolab: error: ")
