@@ -87,3 +87,24 @@ def test_package_data_has_100_topics_and_neutral_tasks():
     topics = package_lines("topics_100.txt")
     assert len(topics) == 100 == len(set(topics))
     assert len(package_lines("neutral_tasks.txt")) >= 40
+
+
+def test_read_corpus_groups_stories_and_drops_those_that_name_the_emotion(tmp_path, tiny_model):
+    from emolab.recipe.corpus import read_corpus
+
+    plan = tiny_plan(tiny_model)
+    path = tmp_path / "c.jsonl"
+    build_corpus(tiny_model, plan, path)
+    lines = path.read_text().splitlines()
+    rows = [json.loads(line) for line in lines[1:]]
+    for row in rows:  # make the texts predictable
+        if row["kind"] == "story" and row["subject"] == "happy" and row["topic"] == 0:
+            row.update(text="She was happy.", named=True)
+        elif row["kind"] == "story":
+            row.update(text=f"A story about topic {row['topic']}.", named=False)
+    path.write_text("\n".join([lines[0]] + [json.dumps(row) for row in rows]) + "\n")
+    texts = read_corpus(path, plan)
+    assert texts.named == {"happy": 1}
+    assert texts.stories == {"happy": ["A story about topic 1."],
+                             "afraid": ["A story about topic 0.", "A story about topic 1."]}
+    assert len(texts.neutral) + texts.empty == 2

@@ -31,27 +31,20 @@ def test_every_prompt_and_reply_token_gets_a_readout_for_every_emotion(tiny_mode
     assert [event.position for event in tokens] == list(range(len(tokens)))
 
 
+def prompt_readouts(model, pack, strength):
+    engine = Engine(model, pack, sampling=Sampling(temperature=0, max_tokens=1))
+    if strength:
+        engine.steering.set("happy", strength)
+    return np.stack([e.probe for e in engine.chat("hello") if getattr(e, "source", None) == "prompt"])
+
+
 def test_probe_reads_before_steering_at_its_own_layer(tmp_path, tiny_model):
     """With steering only at the probe layer, the prompt's readouts must not move."""
     pack = write_tiny_pack(tmp_path / "same-layer", tiny_model, layers=(2,))
     assert pack.steer_layers == [2] and pack.probe_layer == 2
-
-    def prompt_readouts(strength):
-        engine = Engine(tiny_model, pack, sampling=Sampling(temperature=0, max_tokens=1))
-        if strength:
-            engine.steering.set("happy", strength)
-        return np.stack([e.probe for e in engine.chat("hello") if getattr(e, "source", None) == "prompt"])
-
-    np.testing.assert_array_equal(prompt_readouts(0.0), prompt_readouts(2.0))
+    np.testing.assert_array_equal(prompt_readouts(tiny_model, pack, 0.0), prompt_readouts(tiny_model, pack, 2.0))
 
 
 def test_steering_at_an_earlier_layer_reaches_the_probe(tiny_model, tiny_pack):
     assert tiny_pack.steer_layers == [1] and tiny_pack.probe_layer == 2
-
-    def prompt_readouts(strength):
-        engine = Engine(tiny_model, tiny_pack, sampling=Sampling(temperature=0, max_tokens=1))
-        if strength:
-            engine.steering.set("happy", strength)
-        return np.stack([e.probe for e in engine.chat("hello") if getattr(e, "source", None) == "prompt"])
-
-    assert not np.allclose(prompt_readouts(0.0), prompt_readouts(2.0))
+    assert not np.allclose(prompt_readouts(tiny_model, tiny_pack, 0.0), prompt_readouts(tiny_model, tiny_pack, 2.0))

@@ -204,3 +204,36 @@ def build_corpus(loaded: LoadedModel, plan: CorpusPlan, path: Path, *, batch_siz
         if record["named"]:
             stats.named[record["subject"]] = stats.named.get(record["subject"], 0) + 1
     return stats
+
+
+@dataclass
+class CorpusTexts:
+    """A corpus read back for the recipe: usable stories per emotion, neutral texts, and what was filtered."""
+
+    stories: dict[str, list[str]]
+    neutral: list[str]
+    named: dict[str, int]  # stories dropped because they name their emotion
+    empty: int  # replies with no text
+
+
+def read_corpus(path: Path, plan: CorpusPlan) -> CorpusTexts:
+    """Stories grouped by emotion in plan order, without those that name their emotion."""
+    records = CorpusFile(path, plan).open()
+    stories: dict[str, list[str]] = {emotion: [] for emotion in plan.emotions}
+    neutral: list[str] = []
+    named: dict[str, int] = {}
+    empty = 0
+    for job in plan.jobs():
+        record = records.get(job.key)
+        if record is None:
+            continue
+        text = record["text"].strip()
+        if not text:
+            empty += 1
+        elif job.kind == "neutral":
+            neutral.append(text)
+        elif record["named"]:
+            named[job.subject] = named.get(job.subject, 0) + 1
+        else:
+            stories[job.subject].append(text)
+    return CorpusTexts(stories=stories, neutral=neutral, named=named, empty=empty)
