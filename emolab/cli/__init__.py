@@ -34,11 +34,13 @@ def main() -> None:
 
 
 def _register() -> None:
-    from emolab.cli import pack_commands, probe, run
+    from emolab.cli import build, pack_commands, probe, run
 
     main.add_command(run.run)
     main.add_command(probe.probe)
     main.add_command(pack_commands.pack)
+    main.add_command(build.build_pack)
+    main.add_command(build.validate)
 
 
 _register()

@@ -9,10 +9,30 @@ import torch
 
 from emolab import __version__
 from emolab.core.devices import dtype_name
+from emolab.core.errors import EmolabError
 from emolab.core.models import LoadedModel
 from emolab.core.pack import LayerData, VectorPack, write_pack
 from emolab.recipe.activations import mean_activations, token_activations
 from emolab.recipe.vectors import components_for_variance, difference_of_means, layer_data, pca_geometry, project_out
+
+
+def directions_for_layer(story_means: torch.Tensor, labels: torch.Tensor, emotions: Sequence[str],
+                         neutral_tokens: torch.Tensor, *, denoise_variance: float = 0.5) -> LayerData:
+    """One layer of the recipe.
+
+    story_means [N, H] (each story's residual averaged from the start token), labels [N] (emotion
+    index per story), neutral_tokens [T, H] (per-token residuals of neutral dialogues).
+    """
+    per_emotion = []
+    for index, emotion in enumerate(emotions):
+        rows = story_means[labels == index]
+        if len(rows) == 0:
+            raise EmolabError(f"no usable stories for {emotion!r}: generate more, or check the filter counts")
+        per_emotion.append(rows.mean(dim=0))
+    raw = difference_of_means(torch.stack(per_emotion))
+    if denoise_variance > 0:
+        raw = project_out(raw, components_for_variance(neutral_tokens, denoise_variance))
+    return layer_data(raw, neutral_tokens, float(neutral_tokens.norm(dim=1).mean()))
 
 
 def vectors_from_texts(
@@ -26,19 +46,14 @@ def vectors_from_texts(
     batch_size: int = 8,
 ) -> dict[int, LayerData]:
     """Per layer: difference of means over emotions, neutral PCs projected out, unit-normalised."""
-    emotion_means = torch.stack([
-        mean_activations(loaded, texts, layers, start_token=start_token, batch_size=batch_size).mean(dim=0)
-        for texts in stories.values()
-    ])  # [E, L, H]
-    neutral_tokens = token_activations(loaded, neutral, layers, batch_size=batch_size)  # [N, L, H]
-    result = {}
-    for column, layer in enumerate(layers):
-        tokens = neutral_tokens[:, column]
-        raw = difference_of_means(emotion_means[:, column])
-        if denoise_variance > 0:
-            raw = project_out(raw, components_for_variance(tokens, denoise_variance))
-        result[layer] = layer_data(raw, tokens, float(tokens.norm(dim=1).mean()))
-    return result
+    emotions = list(stories)
+    texts = [text for emotion in emotions for text in stories[emotion]]
+    labels = torch.tensor([index for index, emotion in enumerate(emotions) for _ in stories[emotion]])
+    means = mean_activations(loaded, texts, layers, start_token=start_token, batch_size=batch_size)  # [N, L, H]
+    neutral_tokens = token_activations(loaded, neutral, layers, batch_size=batch_size)  # [T, L, H]
+    return {layer: directions_for_layer(means[:, column], labels, emotions, neutral_tokens[:, column],
+                                        denoise_variance=denoise_variance)
+            for column, layer in enumerate(layers)}
 
 
 def build_pack(

@@ -211,6 +211,7 @@ class CorpusTexts:
     """A corpus read back for the recipe: usable stories per emotion, neutral texts, and what was filtered."""
 
     stories: dict[str, list[str]]
+    story_topics: dict[str, list[int]]  # the topic index of each story, in the same order
     neutral: list[str]
     named: dict[str, int]  # stories dropped because they name their emotion
     empty: int  # replies with no text
@@ -220,6 +221,7 @@ def read_corpus(path: Path, plan: CorpusPlan) -> CorpusTexts:
     """Stories grouped by emotion in plan order, without those that name their emotion."""
     records = CorpusFile(path, plan).open()
     stories: dict[str, list[str]] = {emotion: [] for emotion in plan.emotions}
+    topics: dict[str, list[int]] = {emotion: [] for emotion in plan.emotions}
     neutral: list[str] = []
     named: dict[str, int] = {}
     empty = 0
@@ -236,4 +238,5 @@ def read_corpus(path: Path, plan: CorpusPlan) -> CorpusTexts:
             named[job.subject] = named.get(job.subject, 0) + 1
         else:
             stories[job.subject].append(text)
-    return CorpusTexts(stories=stories, neutral=neutral, named=named, empty=empty)
+            topics[job.subject].append(job.topic)
+    return CorpusTexts(stories=stories, story_topics=topics, neutral=neutral, named=named, empty=empty)
