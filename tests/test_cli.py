@@ -155,3 +155,23 @@ def test_the_installed_command_exits_2_without_a_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().endswith("no such pack directory")
+
+
+def test_chat_refuses_a_bad_pack_before_the_app_opens(tmp_path):
+    assert_one_line_error(invoke("chat", "--vectors", tmp_path / "missing"), "no such pack directory")
+
+
+def test_chat_refuses_a_bad_model_before_the_app_opens(tmp_path, tiny_pack):
+    assert_one_line_error(invoke("chat", "--vectors", tiny_pack.path, "--model", tmp_path / "nope"), "no such directory")
+
+
+def test_chat_refuses_a_pack_for_another_hidden_size_before_the_app_opens(tmp_path, tiny_model_dir):
+    from tests.tiny import tiny_loaded_model, write_tiny_pack
+
+    wide = write_tiny_pack(tmp_path / "wide", tiny_loaded_model(hidden=64))
+    assert_one_line_error(invoke("chat", "--vectors", wide.path, "--model", tiny_model_dir), "hidden size 64")
+
+
+def test_chat_refuses_an_unknown_pinned_emotion(tiny_pack, tiny_model_dir):
+    assert_one_line_error(invoke("chat", "--vectors", tiny_pack.path, "--model", tiny_model_dir, "--pin", "blis"),
+                          "unknown emotion 'blis'")

@@ -34,8 +34,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from emolab.cli import build, pack_commands, probe, run
+    from emolab.cli import build, chat, pack_commands, probe, run
 
+    main.add_command(chat.chat)
     main.add_command(run.run)
     main.add_command(probe.probe)
     main.add_command(pack_commands.pack)

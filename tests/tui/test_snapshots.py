@@ -1,0 +1,29 @@
+"""SVG snapshots of the console's layout, at 80×24 and 160×48.
+
+Deterministic: a seeded tiny model, greedy decoding, no alerts, no blinking cursor, and
+the one timing-dependent field (tokens per second) blanked.
+Update them with `python -m pytest tests/tui/test_snapshots.py --snapshot-update`, then look.
+"""
+
+from tests.tui.helpers import make_app, ready, send, settle
+
+
+async def after_one_reply(pilot):
+    app = pilot.app
+    await ready(pilot)
+    app.query_one("#prompt").cursor_blink = False
+    app.query_one("#slider-calm").set_value(0.3)
+    await send(pilot, "hello there")
+    await settle(pilot)
+    app.status.speed = "— tok/s"
+    await pilot.pause()
+
+
+def test_layout_80x24(snap_compare, tiny_model, tiny_pack):
+    assert snap_compare(make_app(tiny_model, tiny_pack, thresholds={}), terminal_size=(80, 24),
+                        run_before=after_one_reply)
+
+
+def test_layout_160x48(snap_compare, tiny_model, tiny_pack):
+    assert snap_compare(make_app(tiny_model, tiny_pack, thresholds={}), terminal_size=(160, 48),
+                        run_before=after_one_reply)
