@@ -1,0 +1,91 @@
+"""The console's event loop during a streamed reply: the worst stall, and the render rate.
+
+A 5 ms ticker runs on the app's event loop; a stall is how late a tick fires. The render
+rate counts repaints of the streaming turn per second. Real bundled model, shipped pack.
+
+    python benchmarks/ui_stall.py [--tokens 120] [--pack PACK]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+
+from _common import machine, pack_path
+
+from emolab.core.engine import Engine
+from emolab.core.models import load_model
+from emolab.core.pack import load_pack
+from emolab.core.sampling import Sampling
+from emolab.tui.app import EmolabApp
+from emolab.tui.widgets.transcript import TurnWidget
+
+
+async def measure(tokens: int, pack_override: str | None) -> None:
+    pack = load_pack(pack_path(pack_override))
+    loaded = load_model(pack.model_id)
+
+    def loader(progress):
+        return Engine(loaded, pack, sampling=Sampling(temperature=0, max_tokens=tokens))
+
+    app = EmolabApp(pack, loader, model_label=pack.model_id, thresholds={})
+    renders = 0
+    original_render = TurnWidget.render
+
+    def counting_render(self):
+        nonlocal renders
+        renders += 1
+        return original_render(self)
+
+    TurnWidget.render = counting_render
+    lateness: list[float] = []
+    stalls: list[tuple[float, float]] = []  # (seconds since the ticker started, stall)
+    async with app.run_test(size=(160, 48)) as pilot:
+        while app.engine is None:
+            await pilot.pause(0.05)
+        stop = False
+
+        async def ticker():
+            interval = 0.005
+            expected = time.perf_counter() + interval
+            while not stop:
+                await asyncio.sleep(max(0.0, expected - time.perf_counter()))
+                now = time.perf_counter()
+                lateness.append(now - expected)
+                if now - expected > 0.03:
+                    stalls.append((now - t0, now - expected))
+                expected = now + interval
+
+        t0 = time.perf_counter()
+        task = asyncio.get_running_loop().create_task(ticker())
+        app.query_one("#prompt").value = "Tell me a story about a lighthouse keeper."
+        started = time.perf_counter()
+        await pilot.press("enter")
+        while not app.generating:
+            await pilot.pause(0.01)
+        renders = 0
+        while app.generating:
+            await pilot.pause(0.05)
+        seconds = time.perf_counter() - started
+        stop = True
+        await task
+    TurnWidget.render = original_render
+    worst = max(lateness) * 1000
+    p99 = statistics.quantiles(lateness, n=100)[98] * 1000
+    print(f"machine        {machine()}")
+    print(f"reply          {tokens} tokens max, {seconds:.1f} s")
+    print(f"event loop     worst stall {worst:.1f} ms, p99 {p99:.1f} ms, median {statistics.median(lateness) * 1000:.2f} ms "
+          f"over {len(lateness)} ticks (target: worst < 50 ms)")
+    print(f"render rate    {renders / seconds:.1f} transcript repaints/s")
+    for at, stall in stalls:
+        print(f"  a stall of {stall * 1000:.0f} ms at {at:.2f} s")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=120)
+    parser.add_argument("--pack", default=None, help="another pack than vectors/sonnet-proxy")
+    arguments = parser.parse_args()
+    asyncio.run(measure(arguments.tokens, arguments.pack))
