@@ -34,7 +34,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from emolab.cli import build, chat, pack_commands, probe, run
+    from emolab.cli import build, chat, pack_commands, probe, replay, run
 
     main.add_command(chat.chat)
     main.add_command(run.run)
@@ -42,6 +42,7 @@ def _register() -> None:
     main.add_command(pack_commands.pack)
     main.add_command(build.build_pack)
     main.add_command(build.validate)
+    main.add_command(replay.replay)
 
 
 _register()

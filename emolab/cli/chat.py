@@ -16,7 +16,11 @@ from emolab.core.errors import EmolabError
 @click.option("--temperature", default=0.7, show_default=True, type=float)
 @click.option("--top-p", default=0.9, show_default=True, type=float)
 @click.option("--seed", default=0, show_default=True, type=int)
-def chat(vectors, model, device, dtype, trust_remote_code, system, pinned, max_tokens, temperature, top_p, seed):
+@click.option("--session", "session_path", default=None, type=click.Path(dir_okay=False),
+              help="Record to this file (default: sessions/<time>-<pack>.json, or under $EMOLAB_SESSIONS).")
+@click.option("--no-record", is_flag=True, help="Do not record this session.")
+def chat(vectors, model, device, dtype, trust_remote_code, system, pinned, max_tokens, temperature, top_p, seed,
+         session_path, no_record):
     """Open the lab console: chat, steer with sliders, watch per-token readouts."""
     from emolab.core.models import load_model, preflight
     from emolab.core.pack import load_pack
@@ -40,6 +44,16 @@ def chat(vectors, model, device, dtype, trust_remote_code, system, pinned, max_t
         pack.check_model(loaded.hidden_size, loaded.num_layers, loaded.reference)
         return Engine(loaded, pack, sampling=sampling, system_prompt=system)
 
+    from emolab.core.session import SessionRecorder, default_session_path, session_meta
     from emolab.tui.app import EmolabApp
 
-    EmolabApp(pack, loader, model_label=reference, pinned=pins).run()
+    target = None if no_record else (session_path or default_session_path(pack.name))
+
+    def recorder_factory(engine):
+        return SessionRecorder(target, session_meta(engine, vectors))
+
+    app = EmolabApp(pack, loader, model_label=reference, pinned=pins,
+                    recorder_factory=recorder_factory if target else None)
+    app.run()
+    if app.recorder.path:
+        click.echo(f"session recorded to {app.recorder.path}; replay it with: emolab replay {app.recorder.path}")

@@ -24,8 +24,10 @@ from emolab.core.events import Token, TurnFinished, TurnStarted, Truncated
 @click.option("--top", "top_k", default=3, show_default=True, type=click.IntRange(min=1), help="Emotions shown per token.")
 @click.option("--show-prompt", is_flag=True, help="Also show the prompt's tokens and readouts.")
 @click.option("--json", "as_json", is_flag=True, help="Write one JSON object per line (see README).")
+@click.option("--session", "session_path", default=None, type=click.Path(dir_okay=False),
+              help="Also record the turn to this session file (needs --vectors).")
 def run(vectors, model, device, dtype, trust_remote_code, prompt, system, steer, max_tokens, temperature, top_p,
-        seed, top_k, show_prompt, as_json):
+        seed, top_k, show_prompt, as_json, session_path):
     """Run one chat turn with live probes, and optional steering."""
     from emolab.core.engine import Engine
     from emolab.core.sampling import Sampling
@@ -37,11 +39,23 @@ def run(vectors, model, device, dtype, trust_remote_code, prompt, system, steer,
         raise EmolabError("--prompt is empty")
     if requested and vectors is None:
         raise EmolabError("--steer needs a vector pack: add --vectors PACK")
+    if session_path and vectors is None:
+        raise EmolabError("--session needs a vector pack: add --vectors PACK")
 
     pack, loaded = load_pack_and_model(vectors, model, device, dtype, trust_remote_code, require_pack=False)
     engine = Engine(loaded, pack, sampling=sampling, system_prompt=system)
+    recorder = None
+    if session_path:
+        from emolab.core.session import SessionRecorder, session_meta
+
+        recorder = SessionRecorder(session_path, session_meta(engine, vectors))
     if requested:
         engine.steering.update(dict(requested))
+        if recorder:
+            snapshot = engine.steering.snapshot()
+            for name, strength in snapshot.strengths.items():
+                recorder.record_steering(name, strength, snapshot.version, snapshot.as_dict())
+    events = _recorded(engine.chat(prompt), recorder, prompt)
     emotions = pack.emotions if pack is not None else None
     warning = weights_warning(pack, loaded) if pack is not None else None
 
@@ -54,7 +68,7 @@ def run(vectors, model, device, dtype, trust_remote_code, prompt, system, steer,
         click.echo(dumps(start))
         if warning:
             click.echo(dumps({"type": "warning", "message": warning}))
-        for event in engine.chat(prompt):
+        for event in events:
             click.echo(dumps(event_record(event, emotions)))
         return
 
@@ -64,7 +78,7 @@ def run(vectors, model, device, dtype, trust_remote_code, prompt, system, steer,
         f"{loaded.describe()} · pack {pack.name if pack else 'none'} · steering {steering or 'off'}", dim=True), err=True)
     if warning:
         click.echo(click.style(f"warning: {warning}", fg="yellow"), err=True)
-    for event in engine.chat(prompt):
+    for event in events:
         if isinstance(event, Truncated):
             click.echo(f"[truncated {event.dropped_messages} old messages to fit the context]", err=True)
         elif isinstance(event, TurnStarted):
@@ -80,3 +94,17 @@ def run(vectors, model, device, dtype, trust_remote_code, prompt, system, steer,
             click.echo(click.style(
                 f"\n{event.reply_tokens} tokens, {event.tokens_per_second:.1f} tokens/s, ended by {event.reason}",
                 dim=True), err=True)
+
+
+def _recorded(events, recorder, prompt):
+    """Pass events through, recording them when a session file was asked for."""
+    if recorder is None:
+        yield from events
+        return
+    recorder.record_note("message", text=prompt)
+    try:
+        for event in events:
+            recorder.record_event(event)
+            yield event
+    finally:
+        recorder.close()

@@ -1,8 +1,8 @@
 """The seam between the console and a session recorder.
 
-The console reports everything a replay needs through this interface; the JSON session
-recorder (the sessions issue) implements it. Until then the console runs with
-`NotRecording`, and says so in its status bar.
+The console and `emolab run` report everything a replay needs through this interface;
+`emolab.core.session.SessionRecorder` writes it to a session file. `NotRecording` is what
+`--no-record` gives, and the status bar says so.
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ class SessionSink(Protocol):
 
     def record_event(self, event: Event) -> None: ...
 
-    def record_steering(self, emotion: str, strength: float) -> None: ...
+    def record_steering(self, emotion: str, strength: float, version: int, state: dict[str, float]) -> None: ...
 
     def record_note(self, kind: str, **details) -> None: ...  # alerts, presets, stops, regenerations
 
     def save(self) -> Path | None: ...
+
+    def close(self) -> Path | None: ...
 
 
 class NotRecording:
@@ -31,11 +33,14 @@ class NotRecording:
     def record_event(self, event: Event) -> None:
         pass
 
-    def record_steering(self, emotion: str, strength: float) -> None:
+    def record_steering(self, emotion: str, strength: float, version: int, state: dict[str, float]) -> None:
         pass
 
     def record_note(self, kind: str, **details) -> None:
         pass
 
     def save(self) -> Path | None:
+        return None
+
+    def close(self) -> Path | None:
         return None

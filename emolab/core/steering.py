@@ -43,6 +43,8 @@ class SteeringState:
         name = self.pack.resolve(emotion)
         self._check_range(name, strength)
         with self._lock:
+            if self._strengths.get(name, 0.0) == strength:
+                return name  # no change, no new version
             if strength == 0:
                 self._strengths.pop(name, None)
             else:

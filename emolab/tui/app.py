@@ -73,13 +73,15 @@ class EmolabApp(App):
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
     ]
 
-    def __init__(self, pack: VectorPack, loader: Callable, *, model_label: str, recorder: SessionSink | None = None,
+    def __init__(self, pack: VectorPack, loader: Callable, *, model_label: str,
+                 recorder_factory: Callable[[object], SessionSink] | None = None,
                  pinned: list[str] | None = None, thresholds: dict[str, float] | None = None, top_k: int = 8):
         super().__init__()
         self.pack = pack
         self.loader = loader
         self.model_label = model_label
-        self.recorder = recorder or NotRecording()
+        self.recorder_factory = recorder_factory
+        self.recorder: SessionSink = NotRecording()  # until the engine exists to describe
         self.engine = None
         self.generating = False
         self.top_k = top_k
@@ -130,7 +132,7 @@ class EmolabApp(App):
     def on_mount(self) -> None:
         self.status.pack = f"pack {self.pack.name}"
         self.status.model = f"{self.model_label} (loading…)"
-        self.status.session = f"recording {self.recorder.path}" if self.recorder.path else "not recording"
+        self.status.session = "recording starts with the model" if self.recorder_factory else "not recording"
         self._update_strip_rows()
         self._apply_size_classes(self.size.width, self.size.height)
         self._start_loading()
@@ -155,6 +157,12 @@ class EmolabApp(App):
 
     def on_engine_ready(self, message: EngineReady) -> None:
         self.engine = message.engine
+        if self.recorder_factory is not None:
+            try:
+                self.recorder = self.recorder_factory(self.engine)
+            except OSError as error:
+                self.notify(f"cannot record the session: {error}", severity="error", timeout=30)
+        self.status.session = f"recording {self.recorder.path}" if self.recorder.path else "not recording"
         loaded = self.engine.loaded
         self.status.model = f"{loaded.reference} · {loaded.device.type} · {str(loaded.dtype).removeprefix('torch.')}"
         self._update_context()
@@ -283,7 +291,8 @@ class EmolabApp(App):
         except EmolabError as error:
             self.notify(str(error), severity="error")
             return
-        self.recorder.record_steering(message.emotion, message.value)
+        snapshot = self.engine.steering.snapshot()
+        self.recorder.record_steering(message.emotion, message.value, snapshot.version, snapshot.as_dict())
 
     def toggle_pin(self, emotion: str) -> None:
         panel = self.steering_panel
@@ -308,7 +317,7 @@ class EmolabApp(App):
     async def action_quit(self) -> None:
         if self.engine is not None and self.generating:
             self.engine.stop()  # the generation thread ends after its current token
-        self.recorder.save()
+        self.recorder.close()
         self.exit()
 
     def action_stop(self) -> None:
@@ -350,7 +359,7 @@ class EmolabApp(App):
 
     def action_save_session(self) -> None:
         path = self.recorder.save()
-        self.notify(f"saved {path}" if path else "recording is off: sessions are not recorded yet",
+        self.notify(f"saved {path}" if path else "recording is off (--no-record)",
                     severity="information" if path else "warning")
 
     def action_cycle_tint(self) -> None:

@@ -1,0 +1,66 @@
+"""`emolab replay`: play a recorded session back."""
+
+from __future__ import annotations
+
+import click
+import numpy as np
+
+from emolab.cli.render import token_line, top_emotions
+from emolab.core.errors import EmolabError
+
+
+@click.command()
+@click.argument("session_path", metavar="SESSION")
+@click.option("--headless", is_flag=True, help="Print the transcript with per-token top emotions (no TUI).")
+@click.option("--top", "top_k", default=3, show_default=True, type=click.IntRange(min=1))
+@click.option("--all-tokens", is_flag=True, help="Also list the prompt tokens, not only the replies.")
+def replay(session_path, headless, top_k, all_tokens):
+    """Play a recorded session back (recovering it first if the recording was cut off)."""
+    from emolab.core.session import load_session
+
+    data, recovered = load_session(session_path)
+    if recovered:
+        click.echo(f"recovered {recovered} journal entries from an interrupted recording", err=True)
+    if not headless:
+        raise EmolabError("the interactive replay is not built yet; use: emolab replay --headless " + session_path)
+    print_transcript(data, top_k=top_k, all_tokens=all_tokens)
+
+
+def print_transcript(data, *, top_k: int, all_tokens: bool) -> None:
+    meta = data.meta
+    click.echo(click.style(f"session  {meta['created']}  model {meta['model']['id']}  pack {meta['pack']['name']}  "
+                           f"{meta['device']}/{meta['dtype']}  seed {meta['sampling']['seed']}", dim=True))
+    emotions = data.emotions
+    probes = data.probe_matrix().astype(np.float32)
+    columns = data.columns
+    changes = {change["first_token"]: change for change in data.steering_with_first_tokens()
+               if change["first_token"] is not None}
+    alerts = {note["token_index"]: note for note in data.notes if note["kind"] == "alert" and "token_index" in note}
+    row_of = {index: row for row, index in enumerate(columns["index"])}
+    for turn in data.turns:
+        if turn["role"] == "user":
+            click.echo(click.style(f"\nuser  {turn['text']}", bold=True))
+            continue
+        start = turn.get("first_token", 0)
+        click.echo(click.style(f"\nassistant  ({turn.get('finish', '')})", bold=True))
+        rows = [row_of[i] for i in range(start, start + 100_000) if i in row_of and columns["source"][row_of[i]] == "reply"]
+        for row in rows:
+            index = columns["index"][row]
+            if index in changes:
+                change = changes.pop(index)
+                state = data.states.get(str(change["version"]), {})
+                click.echo(click.style(f"      ⟂ steering now {', '.join(f'{k} {v:+.2f}' for k, v in state.items()) or 'off'}",
+                                       fg="yellow"))
+            click.echo(token_line(index, columns["text"][row], probes[row], emotions, top_k))
+            if index in alerts:
+                click.echo(click.style(f"      ⚠ {alerts[index]['emotion']} crossed {alerts[index]['threshold']}", fg="red"))
+        click.echo(turn["text"])
+    if all_tokens:
+        click.echo(click.style("\nall tokens", bold=True))
+        for row in range(data.token_count):
+            click.echo(token_line(columns["index"][row], columns["text"][row], probes[row], emotions, top_k))
+    if data.token_count:
+        mean = probes[[r for r in range(data.token_count) if columns["source"][r] == "reply"] or [0]].mean(axis=0)
+        click.echo(click.style("\nreplies, mean z", bold=True))
+        for name, value in top_emotions(mean, emotions, max(top_k, 5)):
+            click.echo(f"  {name:<16} {value:+.2f}")

@@ -1,0 +1,146 @@
+"""The session file: what it holds, how it is encoded, and how it is read back and checked.
+
+Tokens are stored as columns; every token's readout for every emotion is one float16 row of
+a single base64 blob (about 0.5 MB per 1,000 tokens with 171 emotions).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from emolab.core.errors import EmolabError
+
+FORMAT = "emolab-session"
+FORMAT_VERSION = 1
+SCHEMA_ID = "https://emolab.dev/schemas/session-1.json"
+TOKEN_COLUMNS = ("index", "position", "token_id", "text", "source", "t_ms", "steering_version")
+
+
+class SessionError(EmolabError):
+    """A session file that cannot be read: one line naming the file and the problem."""
+
+
+@dataclass
+class SessionData:
+    meta: dict
+    turns: list[dict] = field(default_factory=list)
+    columns: dict[str, list] = field(default_factory=lambda: {name: [] for name in TOKEN_COLUMNS})
+    probes: list[np.ndarray] = field(default_factory=list)  # one float16 row per token
+    steering: list[dict] = field(default_factory=list)
+    states: dict[str, dict[str, float]] = field(default_factory=lambda: {"0": {}})
+    notes: list[dict] = field(default_factory=list)
+
+    @property
+    def emotions(self) -> list[str]:
+        return self.meta["emotions"]
+
+    @property
+    def token_count(self) -> int:
+        return len(self.columns["index"])
+
+    def probe_matrix(self) -> np.ndarray:
+        if not self.probes:
+            return np.zeros((0, len(self.emotions)), dtype=np.float16)
+        return np.stack(self.probes)
+
+    def steering_with_first_tokens(self) -> list[dict]:
+        """Each change with the index of the first token chosen under it (None if none was)."""
+        versions = self.columns["steering_version"]
+        indices = self.columns["index"]
+        sources = self.columns["source"]
+        result = []
+        for change in self.steering:
+            first = next((indices[i] for i in range(len(indices))
+                          if sources[i] == "reply" and versions[i] >= change["version"]), None)
+            result.append({**change, "first_token": first})
+        return result
+
+    def to_json(self) -> dict:
+        blob = self.probe_matrix().astype("<f2").tobytes()
+        return {
+            "$schema": SCHEMA_ID,
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "meta": self.meta,
+            "turns": self.turns,
+            "tokens": {"count": self.token_count, **self.columns,
+                       "probe_f16": base64.b64encode(blob).decode("ascii")},
+            "steering": self.steering_with_first_tokens(),
+            "states": self.states,
+            "notes": self.notes,
+        }
+
+
+def session_schema() -> dict:
+    return json.loads(resources.files("emolab").joinpath("schemas/session.schema.json").read_text(encoding="utf-8"))
+
+
+def from_json(document: object, path: Path) -> SessionData:
+    """Check a parsed session document completely; every problem is one line naming the file."""
+    import jsonschema
+
+    if not isinstance(document, dict):
+        raise SessionError(f"{path}: not a session (the file is not a JSON object)")
+    if document.get("format") == FORMAT and isinstance(document.get("format_version"), int) \
+            and document["format_version"] > FORMAT_VERSION:
+        raise SessionError(f"{path}: session format version {document['format_version']} is newer than this emolab "
+                           f"reads ({FORMAT_VERSION}); upgrade emolab")
+    if document.get("format_version") not in (None, FORMAT_VERSION) and document.get("format") == FORMAT:
+        raise SessionError(f"{path}: unsupported session format version {document.get('format_version')!r}")
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(session_schema()).iter_errors(document))
+    if error is not None:
+        where = error.json_path if error.json_path != "$" else "the session"
+        raise SessionError(f"{path}: {where}: {error.message}")
+
+    emotions = document["meta"]["emotions"]
+    if len(set(emotions)) != len(emotions):
+        raise SessionError(f"{path}: $.meta.emotions lists an emotion twice")
+    tokens = document["tokens"]
+    count = tokens["count"]
+    for name in TOKEN_COLUMNS:
+        if len(tokens[name]) != count:
+            raise SessionError(f"{path}: $.tokens.{name} has {len(tokens[name])} entries, but count is {count}")
+    try:
+        blob = base64.b64decode(tokens["probe_f16"], validate=True)
+    except (binascii.Error, ValueError):
+        raise SessionError(f"{path}: $.tokens.probe_f16 is not valid base64") from None
+    expected = count * len(emotions) * 2
+    if len(blob) != expected:
+        raise SessionError(f"{path}: $.tokens.probe_f16 holds {len(blob)} bytes, expected {expected} "
+                           f"({count} tokens × {len(emotions)} emotions × 2)")
+    matrix = np.frombuffer(blob, dtype="<f2").reshape(count, len(emotions)) if count else np.zeros((0, len(emotions)))
+    for key, state in document["states"].items():
+        if not key.isdigit():
+            raise SessionError(f"{path}: $.states has a version {key!r} that is not a whole number")
+        unknown = [name for name in state if name not in emotions]
+        if unknown:
+            raise SessionError(f"{path}: $.states.{key} names unknown emotion {unknown[0]!r}")
+    for version in set(tokens["steering_version"]):
+        if str(version) not in document["states"]:
+            raise SessionError(f"{path}: tokens refer to steering version {version}, which $.states lacks")
+    return SessionData(
+        meta=document["meta"], turns=document["turns"],
+        columns={name: list(tokens[name]) for name in TOKEN_COLUMNS},
+        probes=[row.astype(np.float16) for row in matrix],
+        steering=[{k: v for k, v in change.items() if k != "first_token"} for change in document["steering"]],
+        states=document["states"], notes=document["notes"],
+    )
+
+
+def parse(text: str, path: Path) -> object:
+    def reject(constant: str):
+        raise SessionError(f"{path}: {constant} is not a number a session may hold")
+
+    try:
+        return json.loads(text, parse_constant=reject)
+    except json.JSONDecodeError as error:
+        at_end = error.pos >= len(text.rstrip()) - 1
+        what = "truncated" if at_end else "invalid JSON"
+        raise SessionError(f"{path}: {what} at line {error.lineno}, column {error.colno}: {error.msg}") from None

@@ -1,0 +1,231 @@
+"""Sessions: record, load, recover after a kill, reject bad files with one line, stay small."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from emolab.cli import main
+from emolab.core.engine import Engine
+from emolab.core.events import Token
+from emolab.core.sampling import Sampling
+from emolab.core.session import SessionError, SessionRecorder, load_session, session_meta
+from emolab.core.session.store import journal_path
+
+
+def record_chat(path, model, pack, *, turns=("hello", "and again"), steer_after=3):
+    engine = Engine(model, pack, sampling=Sampling(temperature=0, max_tokens=8))
+    recorder = SessionRecorder(path, session_meta(engine, pack.path))
+    events = []
+    for text in turns:
+        recorder.record_note("message", text=text)
+        replies = 0
+        for event in engine.chat(text):
+            recorder.record_event(event)
+            events.append(event)
+            if isinstance(event, Token) and event.source == "reply":
+                replies += 1
+                if replies == steer_after and not engine.steering.snapshot().strengths:
+                    engine.steering.set("calm", 0.5)
+                    snap = engine.steering.snapshot()
+                    recorder.record_steering("calm", 0.5, snap.version, snap.as_dict())
+    recorder.record_note("alert", emotion="afraid", z=3.2, threshold=3.0, token_index=5, token_text="x")
+    recorder.close()
+    return events
+
+
+def test_round_trip(tmp_path, tiny_model, tiny_pack):
+    path = tmp_path / "s.json"
+    events = record_chat(path, tiny_model, tiny_pack)
+    data, recovered = load_session(path)
+    assert recovered == 0 and not journal_path(path).exists()
+    tokens = [e for e in events if isinstance(e, Token)]
+    assert data.columns["token_id"] == [e.token_id for e in tokens]
+    assert data.columns["text"] == [e.text for e in tokens]
+    np.testing.assert_allclose(data.probe_matrix().astype(np.float32), np.stack([e.probe for e in tokens]),
+                               rtol=1e-3, atol=1e-3)
+    assert [t["role"] for t in data.turns] == ["user", "assistant", "user", "assistant"]
+    assert data.meta["pack"]["sha256"] == tiny_pack.sha256 and data.meta["sampling"]["temperature"] == 0
+    (change,) = data.steering_with_first_tokens()
+    first = next(e for e in tokens if e.source == "reply" and e.steering)
+    assert change["emotion"] == "calm" and change["first_token"] == first.index
+    assert data.states[str(change["version"])] == {"calm": 0.5}
+    assert data.notes[-1]["kind"] == "alert"
+
+
+def test_a_thousand_tokens_of_171_emotions_stay_under_a_megabyte(tmp_path):
+    from emolab.core.pack import default_emotions
+    from emolab.core.session.format import SessionData
+    from emolab.core.session.store import apply_entry, write_atomically
+
+    emotions = default_emotions()
+    meta = {"emolab_version": "x", "created": "now", "model": {"id": "m", "weights": "w"},
+            "pack": {"name": "p", "path": "p", "sha256": "s"}, "device": "cpu", "dtype": "float32",
+            "sampling": {"temperature": 0.7, "top_p": 0.9, "max_tokens": 200, "seed": 0}, "emotions": emotions}
+    data = SessionData(meta=meta)
+    rng = np.random.default_rng(0)
+    import base64
+    for i in range(1000):
+        row = rng.normal(size=len(emotions)).astype("<f2")
+        apply_entry(data, {"k": "tok", "i": i, "pos": i, "id": 1000 + i, "x": " word", "s": "reply", "t": i * 50,
+                           "v": 0, "p": base64.b64encode(row.tobytes()).decode()})
+    write_atomically(tmp_path / "big.json", data, 0)
+    size = (tmp_path / "big.json").stat().st_size
+    assert size < 1_000_000, size
+    loaded, _ = load_session(tmp_path / "big.json")
+    assert loaded.token_count == 1000
+
+
+KILLED_RECORDER = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {root!r})
+    from tests.tiny import tiny_loaded_model, write_tiny_pack
+    from emolab.core.engine import Engine
+    from emolab.core.pack import load_pack
+    from emolab.core.sampling import Sampling
+    from emolab.core.session import SessionRecorder, session_meta
+    model = tiny_loaded_model()
+    pack = load_pack({pack!r})
+    engine = Engine(model, pack, sampling=Sampling(temperature=1.0, max_tokens=5000, seed=1))
+    engine._eos_ids = set()
+    recorder = SessionRecorder({path!r}, session_meta(engine, {pack!r}))
+    recorder.record_note("message", text="go on")
+    for event in engine.chat("go on"):
+        recorder.record_event(event)
+        time.sleep(0.005)
+""")
+
+
+def test_a_recording_killed_mid_reply_is_recovered_up_to_the_last_token(tmp_path, tiny_pack):
+    path = tmp_path / "killed.json"
+    root = str(__import__("pathlib").Path(__file__).resolve().parents[1])
+    script = KILLED_RECORDER.format(root=root, pack=str(tiny_pack.path), path=str(path))
+    process = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    journal = journal_path(path)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if journal.exists() and journal.read_text().count('"k":"tok"') >= 60:
+            break
+        assert process.poll() is None, process.stderr.read().decode()
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    lines = journal.read_text().splitlines()
+    complete_tokens = sum('"k":"tok"' in line and line.endswith("}") for line in lines)
+
+    result = CliRunner().invoke(main, ["replay", "--headless", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "recovered" in result.output
+    data, again = load_session(path)
+    assert again == 0 and not journal.exists()
+    assert data.token_count >= complete_tokens >= 60
+    assert data.turns[0] == {"role": "user", "text": "go on", "t": data.turns[0]["t"]}
+
+
+@pytest.fixture
+def session_file(tmp_path, tiny_model, tiny_pack):
+    path = tmp_path / "good.json"
+    record_chat(path, tiny_model, tiny_pack, turns=("hello",))
+    return path
+
+
+def rewrite(path, change):
+    document = json.loads(path.read_text())
+    change(document)
+    path.write_text(json.dumps(document))
+
+
+def expect_error(path, *fragments):
+    with pytest.raises(SessionError) as caught:
+        load_session(path)
+    message = str(caught.value)
+    assert "\n" not in message and str(path) in message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_truncated_file(session_file):
+    text = session_file.read_text()
+    session_file.write_text(text[: len(text) // 2])
+    expect_error(session_file, "truncated")
+
+
+def test_invalid_json(session_file):
+    session_file.write_text("{not json")
+    expect_error(session_file, "invalid JSON")
+
+
+def test_wrong_format_version(session_file):
+    rewrite(session_file, lambda d: d.update(format_version=7))
+    expect_error(session_file, "format version 7", "upgrade emolab")
+
+
+def test_missing_field(session_file):
+    rewrite(session_file, lambda d: d["meta"].pop("sampling"))
+    expect_error(session_file, "'sampling' is a required property")
+
+
+def test_token_array_of_the_wrong_length(session_file):
+    rewrite(session_file, lambda d: d["tokens"]["text"].pop())
+    expect_error(session_file, "$.tokens.text has", "but count is")
+
+
+def test_probe_blob_of_the_wrong_size(session_file):
+    rewrite(session_file, lambda d: d["tokens"].update(probe_f16=d["tokens"]["probe_f16"][:-8]))
+    expect_error(session_file, "probe_f16")
+
+
+def test_missing_file(tmp_path):
+    expect_error(tmp_path / "nope.json", "no such session file")
+
+
+def test_replay_of_a_bad_file_is_one_line_and_exit_2(session_file):
+    session_file.write_text("[]")
+    result = CliRunner().invoke(main, ["replay", "--headless", str(session_file)])
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzzed_session_files_fail_only_with_the_clean_error(session_file, data):
+    original = session_file.read_bytes()
+    mutated = bytearray(original)
+    for _ in range(data.draw(st.integers(1, 4))):
+        action = data.draw(st.sampled_from(["delete", "insert", "replace", "truncate"]))
+        at = data.draw(st.integers(0, max(0, len(mutated) - 1)))
+        if action == "delete":
+            del mutated[at: at + data.draw(st.integers(1, 40))]
+        elif action == "insert":
+            mutated[at:at] = data.draw(st.binary(min_size=1, max_size=8))
+        elif action == "replace" and mutated:
+            mutated[at] = data.draw(st.integers(0, 255))
+        else:
+            del mutated[at:]
+    session_file.write_bytes(bytes(mutated))
+    try:
+        load_session(session_file, recover=False)
+    except SessionError:
+        pass
+    finally:
+        session_file.write_bytes(original)
+
+
+def test_run_records_a_session_and_replay_prints_it(tmp_path, tiny_model_dir, tiny_pack):
+    path = tmp_path / "run.json"
+    result = CliRunner().invoke(main, ["run", "--vectors", str(tiny_pack.path), "--model", str(tiny_model_dir),
+                                       "-p", "hello", "--steer", "sad=0.5", "--max-tokens", "5", "--session", str(path)])
+    assert result.exit_code == 0, result.output
+    data, _ = load_session(path)
+    assert [t["role"] for t in data.turns] == ["user", "assistant"]
+    assert data.steering[0]["emotion"] == "sad"
+    result = CliRunner().invoke(main, ["replay", "--headless", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "user  hello" in result.output and "replies, mean z" in result.output
