@@ -229,3 +229,73 @@ def test_run_records_a_session_and_replay_prints_it(tmp_path, tiny_model_dir, ti
     result = CliRunner().invoke(main, ["replay", "--headless", str(path)])
     assert result.exit_code == 0, result.output
     assert "user  hello" in result.output and "replies, mean z" in result.output
+
+
+def test_verify_reproduces_a_steered_sampled_session_exactly(tmp_path, tiny_model, tiny_model_dir, tiny_pack):
+    from emolab.core.session.verify import verify
+
+    path = tmp_path / "v.json"
+    engine = Engine(tiny_model, tiny_pack, sampling=Sampling(temperature=1.0, top_p=0.9, max_tokens=10, seed=4))
+    engine._eos_ids = set()
+    recorder = SessionRecorder(path, session_meta(engine, tiny_pack.path))
+    for turn, text in enumerate(["first", "second"]):
+        recorder.record_note("message", text=text)
+        replies = 0
+        for event in engine.chat(text):
+            recorder.record_event(event)
+            if isinstance(event, Token) and event.source == "reply":
+                replies += 1
+                if replies in (2, 6):
+                    engine.steering.set("afraid", 0.4 * replies / 2)
+                    snap = engine.steering.snapshot()
+                    recorder.record_steering("afraid", 0.4 * replies / 2, snap.version, snap.as_dict())
+                if turn == 1 and replies == 7:
+                    engine.stop()
+                    recorder.record_note("stop")
+    recorder.record_note("regenerate")
+    for event in engine.regenerate():
+        recorder.record_event(event)
+    recorder.close()
+
+    data, _ = load_session(path)
+    fresh = Engine(tiny_model, tiny_pack)
+    fresh._eos_ids = set()
+    result = verify(data, fresh)
+    assert result.identical, result
+    assert result.max_readout_difference == 0.0
+
+
+def test_verify_names_the_first_divergent_token_when_the_pack_changes(tmp_path, tiny_model, tiny_pack):
+    from emolab.core.session.verify import hash_warnings, verify
+    from tests.tiny import write_tiny_pack
+
+    path = tmp_path / "v.json"
+    engine = Engine(tiny_model, tiny_pack, sampling=Sampling(temperature=0, max_tokens=10))
+    engine._eos_ids = set()
+    engine.steering.set("sad", 2.0)
+    recorder = SessionRecorder(path, session_meta(engine, tiny_pack.path))
+    recorder.record_note("message", text="hello")
+    for event in engine.chat("hello"):
+        recorder.record_event(event)
+    recorder.close()
+    data, _ = load_session(path)
+
+    other = write_tiny_pack(tmp_path / "other", tiny_model, layers=(0, 3))  # other directions, other layers
+    changed = Engine(tiny_model, other)
+    changed._eos_ids = set()
+    assert any("differs from the recording" in w for w in hash_warnings(data, changed))
+    result = verify(data, changed)
+    assert not result.identical and "first divergent token at index" in result.divergence
+
+
+def test_replay_verify_cli(tmp_path, tiny_model_dir, tiny_pack):
+    path = tmp_path / "cli.json"
+    result = CliRunner().invoke(main, ["run", "--vectors", str(tiny_pack.path), "--model", str(tiny_model_dir),
+                                       "-p", "hello", "--steer", "sad=0.5", "--max-tokens", "6", "--temperature", "0.8",
+                                       "--session", str(path)])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, ["replay", "--verify", str(path), "--model", str(tiny_model_dir)])
+    assert result.exit_code == 0, result.output
+    assert "reproduces the recording exactly" in result.output
+    missing = CliRunner().invoke(main, ["replay", "--verify", str(path), "--vectors", str(tmp_path / "gone")])
+    assert missing.exit_code == 2 and "no such pack directory" in missing.output

@@ -14,13 +14,20 @@ from emolab.core.errors import EmolabError
 @click.option("--headless", is_flag=True, help="Print the transcript with per-token top emotions (no TUI).")
 @click.option("--top", "top_k", default=3, show_default=True, type=click.IntRange(min=1))
 @click.option("--all-tokens", is_flag=True, help="Also list the prompt tokens, not only the replies.")
-def replay(session_path, headless, top_k, all_tokens):
+@click.option("--verify", is_flag=True, help="Re-run the session and compare it token for token.")
+@click.option("--strict", is_flag=True, help="With --verify: a model or pack that differs from the recording is an error.")
+@click.option("--vectors", default=None, metavar="PACK", help="With --verify: the pack (default: the recorded path).")
+@click.option("--model", default=None, help="With --verify: the model (default: the recorded one).")
+def replay(session_path, headless, top_k, all_tokens, verify, strict, vectors, model):
     """Play a recorded session back (recovering it first if the recording was cut off)."""
     from emolab.core.session import load_session
 
     data, recovered = load_session(session_path)
     if recovered:
         click.echo(f"recovered {recovered} journal entries from an interrupted recording", err=True)
+    if verify:
+        _verify(data, vectors=vectors, model=model, strict=strict)
+        return
     if not headless:
         raise EmolabError("the interactive replay is not built yet; use: emolab replay --headless " + session_path)
     print_transcript(data, top_k=top_k, all_tokens=all_tokens)
@@ -64,3 +71,36 @@ def print_transcript(data, *, top_k: int, all_tokens: bool) -> None:
         click.echo(click.style("\nreplies, mean z", bold=True))
         for name, value in top_emotions(mean, emotions, max(top_k, 5)):
             click.echo(f"  {name:<16} {value:+.2f}")
+
+
+def _verify(data, *, vectors, model, strict) -> None:
+    from pathlib import Path
+
+    from emolab.cli.progress import conversion_progress
+    from emolab.core.engine import Engine
+    from emolab.core.models import load_model
+    from emolab.core.pack import load_pack
+    from emolab.core.session.verify import hash_warnings, verify
+
+    pack_path = vectors or data.meta["pack"]["path"]
+    if vectors is None and not Path(pack_path).is_dir():
+        raise EmolabError(f"the session was recorded with pack {data.meta['pack']['name']} at {pack_path}, "
+                          "which is not here; pass --vectors PACK")
+    pack = load_pack(pack_path)
+    meta = data.meta
+    with conversion_progress() as progress:
+        loaded = load_model(model or meta["model"]["id"], dtype=meta["dtype"], progress=progress)
+    engine = Engine(loaded, pack)
+    warnings = hash_warnings(data, engine)
+    for warning in warnings:
+        if strict:
+            raise EmolabError(f"--strict: {warning}")
+        click.echo(click.style(f"warning: {warning}", fg="yellow"), err=True)
+    result = verify(data, engine)
+    click.echo(f"tokens      {result.matching}/{result.recorded} agree ({result.replayed} replayed)")
+    click.echo(f"readouts    largest difference {result.max_readout_difference:.4f} z (float16 storage)")
+    if result.identical:
+        click.echo(click.style("verified    the replay reproduces the recording exactly", fg="green"))
+        return
+    click.echo(click.style(f"diverged    {result.divergence}", fg="red"))
+    raise SystemExit(1)

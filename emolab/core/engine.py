@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 
 import numpy as np
@@ -55,6 +55,8 @@ class Engine:
         self._cache = None
         self._cached_ids: list[int] = []
         self._eos_ids = _eos_ids(model)
+        # Replays set this: token index → the steering state that must choose that token.
+        self.schedule: Callable[[int], Mapping[str, float] | None] | None = None
 
         blocks = model.blocks
         if pack is not None:
@@ -130,7 +132,7 @@ class Engine:
 
             reused = self._reuse_cache(ids)
             yield TurnStarted(len(ids), reused, self.loaded.context_window, self.elapsed())
-            snapshot = self._snapshot()
+            snapshot = self._snapshot(fed=len(ids) - reused)
             logits, readouts = self._forward(ids[reused:], snapshot)
             yield from self._token_events(ids[reused:], reused, readouts, snapshot, "prompt")
 
@@ -151,7 +153,7 @@ class Engine:
                     if len(self._cached_ids) >= self.loaded.context_window:
                         reason = "context_full"
                         break
-                    snapshot = self._snapshot()
+                    snapshot = self._snapshot(fed=1)
                     logits, readouts = self._forward([token_id], snapshot)
                     piece = reply.push(token_id)
                     pieces.append(piece)
@@ -186,8 +188,15 @@ class Engine:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _snapshot(self) -> SteeringSnapshot:
-        return self.steering.snapshot() if self.steering is not None else NO_STEERING
+    def _snapshot(self, fed: int = 0) -> SteeringSnapshot:
+        """The state for the next forward pass, which feeds `fed` tokens and chooses the token after them."""
+        if self.steering is None:
+            return NO_STEERING
+        if self.schedule is not None:
+            planned = self.schedule(self._next_index + fed)  # the index the chosen token will get
+            if planned is not None:
+                self.steering.update(planned, replace=True)
+        return self.steering.snapshot()
 
     def _reuse_cache(self, ids: list[int]) -> int:
         """Keep the cached prefix that the new prompt shares; at least one token must be new."""

@@ -58,19 +58,21 @@ class SteeringState:
         for name, value in resolved.items():
             self._check_range(name, value)
         with self._lock:
-            if replace:
-                self._strengths.clear()
+            updated = {} if replace else dict(self._strengths)
             for name, value in resolved.items():
                 if value == 0:
-                    self._strengths.pop(name, None)
+                    updated.pop(name, None)
                 else:
-                    self._strengths[name] = value
-            self._publish()
+                    updated[name] = value
+            if updated != self._strengths:  # no change, no new version
+                self._strengths = updated
+                self._publish()
 
     def clear(self) -> None:
         with self._lock:
-            self._strengths.clear()
-            self._publish()
+            if self._strengths:
+                self._strengths.clear()
+                self._publish()
 
     def snapshot(self) -> SteeringSnapshot:
         return self._snapshot  # replaced whole under the lock, so reading it needs none

@@ -1,0 +1,128 @@
+"""Re-running a recorded session: same model, pack, seed, sampling, and the steering timeline
+applied at the recorded token indices. Reports token-for-token agreement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from emolab.core.engine import Engine
+from emolab.core.events import Token
+from emolab.core.sampling import Sampling
+from emolab.core.session.format import SessionData
+
+REPLAYED_NOTES = {"regenerate", "new_chat", "sampling"}
+
+
+@dataclass
+class Verification:
+    recorded: int
+    replayed: int
+    matching: int  # tokens equal from the start
+    max_readout_difference: float
+    divergence: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def identical(self) -> bool:
+        return self.divergence is None and self.recorded == self.replayed == self.matching
+
+
+def _actions(data: SessionData) -> list[tuple[float, str, dict]]:
+    actions = [(turn["t"], "message", turn) for turn in data.turns if turn["role"] == "user"]
+    actions += [(note["t"], note["kind"], note) for note in data.notes if note["kind"] in REPLAYED_NOTES]
+    return sorted(actions, key=lambda action: action[0])
+
+
+def _reply_lengths(data: SessionData) -> list[int]:
+    """How many reply tokens each assistant turn recorded, in order."""
+    lengths = []
+    indices, sources = data.columns["index"], data.columns["source"]
+    for turn in (t for t in data.turns if t["role"] == "assistant"):
+        start = turn.get("first_token", 0)
+        count = 0
+        for index, source in zip(indices, sources):
+            if index >= start and source == "reply":
+                if index != start + count:
+                    break
+                count += 1
+        lengths.append(count)
+    return lengths
+
+
+def hash_warnings(data: SessionData, engine: Engine) -> list[str]:
+    warnings = []
+    recorded_model = data.meta["model"]
+    if engine.loaded.weights_id != recorded_model["weights"]:
+        warnings.append(f"model weights differ from the recording ({recorded_model['weights'][:23]} recorded, "
+                        f"{engine.loaded.weights_id[:23]} now)")
+    if engine.pack.sha256 != data.meta["pack"]["sha256"]:
+        warnings.append(f"pack {engine.pack.name} differs from the recording (sha256 {data.meta['pack']['sha256'][:12]} "
+                        f"recorded, {engine.pack.sha256[:12]} now)")
+    if engine.pack.emotions != data.emotions:
+        warnings.append("the pack's emotions differ from the recording's; readouts are not compared")
+    return warnings
+
+
+def verify(data: SessionData, engine: Engine) -> Verification:
+    """Replay `data` on a fresh `engine` (built with the recorded model and pack) and compare."""
+    meta = data.meta
+    engine.set_sampling(Sampling(**meta["sampling"]))
+    engine.sampler.reseed(meta["sampling"]["seed"])
+    engine.conversation.system = meta.get("system_prompt")
+    versions = dict(zip(data.columns["index"], data.columns["steering_version"]))
+
+    def schedule(index: int):
+        version = versions.get(index, versions.get(index - 1))
+        return data.states.get(str(version)) if version is not None else None
+
+    engine.schedule = schedule
+    lengths = iter(_reply_lengths(data))
+    finishes = iter([turn.get("finish") for turn in data.turns if turn["role"] == "assistant"])
+    replayed: list[Token] = []
+    for _, kind, details in _actions(data):
+        if kind == "new_chat":
+            engine.reset()
+            continue
+        if kind == "sampling":
+            engine.set_sampling(Sampling(**{k: details[k] for k in ("temperature", "top_p", "max_tokens", "seed")}))
+            continue
+        length, finish = next(lengths, None), next(finishes, None)
+        if length is None:
+            break  # the recording ended before this reply finished
+        events = engine.chat(details["text"]) if kind == "message" else engine.regenerate()
+        replies = 0
+        if finish == "stopped" and length == 0:
+            engine.stop()
+        for event in events:
+            if isinstance(event, Token):
+                replayed.append(event)
+                if event.source == "reply":
+                    replies += 1
+                    if finish == "stopped" and replies == length:
+                        engine.stop()  # the engine then samples and discards one token, as it did live
+    engine.schedule = None
+    return _compare(data, replayed, compare_readouts=engine.pack.emotions == data.emotions)
+
+
+def _compare(data: SessionData, replayed: list[Token], *, compare_readouts: bool) -> Verification:
+    recorded_ids = data.columns["token_id"]
+    probes = data.probe_matrix().astype(np.float32)
+    matching, worst, divergence = 0, 0.0, None
+    for row, event in enumerate(replayed):
+        if row >= len(recorded_ids):
+            divergence = f"the replay has more tokens than the recording, from index {event.index}"
+            break
+        if event.token_id != recorded_ids[row]:
+            divergence = (f"first divergent token at index {data.columns['index'][row]}: recorded "
+                          f"{data.columns['text'][row]!r} ({recorded_ids[row]}), replayed {event.text!r} ({event.token_id})")
+            break
+        if compare_readouts and event.probe is not None:
+            again = event.probe.astype(np.float16).astype(np.float32)
+            worst = max(worst, float(np.nanmax(np.abs(again - probes[row]))) if len(again) else 0.0)
+        matching += 1
+    if divergence is None and len(replayed) < len(recorded_ids):
+        divergence = f"the replay ended after {len(replayed)} of {len(recorded_ids)} recorded tokens"
+    return Verification(recorded=len(recorded_ids), replayed=len(replayed), matching=matching,
+                        max_readout_difference=worst, divergence=divergence)
