@@ -299,3 +299,27 @@ def test_replay_verify_cli(tmp_path, tiny_model_dir, tiny_pack):
     assert "reproduces the recording exactly" in result.output
     missing = CliRunner().invoke(main, ["replay", "--verify", str(path), "--vectors", str(tmp_path / "gone")])
     assert missing.exit_code == 2 and "no such pack directory" in missing.output
+
+
+def test_export_writes_a_valid_png_svg_csv_and_markdown(tmp_path, session_file):
+    import csv as csv_module
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["export", str(session_file), "--png", str(out / "t.png"), "--svg",
+                                       str(out / "t.svg"), "--csv", str(out / "t.csv"), "--markdown", str(out / "t.md")])
+    assert result.exit_code == 0, result.output
+    assert (out / "t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert b"<svg" in (out / "t.svg").read_bytes()[:500]
+    with (out / "t.csv").open() as handle:
+        rows = list(csv_module.reader(handle))
+    data, _ = load_session(session_file)
+    assert rows[0][:6] == ["index", "position", "token_id", "text", "source", "t_ms"] and rows[0][6:] == data.emotions
+    assert len(rows) == data.token_count + 1
+    assert "**user:** hello" in (out / "t.md").read_text()
+
+
+def test_export_errors(tmp_path, session_file):
+    result = CliRunner().invoke(main, ["export", str(session_file)])
+    assert result.exit_code == 2 and "say what to export" in result.output
+    result = CliRunner().invoke(main, ["export", str(session_file), "--csv", str(tmp_path / "x.csv"), "--emotion", "bliss"])
+    assert result.exit_code == 2 and "no emotion 'bliss'" in result.output

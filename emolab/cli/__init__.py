@@ -34,7 +34,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from emolab.cli import build, chat, pack_commands, probe, replay, run
+    from emolab.cli import build, chat, export, pack_commands, probe, replay, run
 
     main.add_command(chat.chat)
     main.add_command(run.run)
@@ -43,6 +43,7 @@ def _register() -> None:
     main.add_command(build.build_pack)
     main.add_command(build.validate)
     main.add_command(replay.replay)
+    main.add_command(export.export)
 
 
 _register()

@@ -1,0 +1,98 @@
+"""Exporting a session: a timeline plot (PNG or SVG), a per-token CSV, a Markdown transcript."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from emolab.core.errors import EmolabError
+from emolab.core.session.format import SessionData
+
+
+def choose_emotions(data: SessionData, requested: list[str] | None, count: int = 6) -> list[str]:
+    """The requested emotions, or the `count` with the largest variance over the reply tokens."""
+    if requested:
+        unknown = [name for name in requested if name not in data.emotions]
+        if unknown:
+            raise EmolabError(f"the session has no emotion {unknown[0]!r}")
+        return requested
+    probes = data.probe_matrix().astype(np.float32)
+    if len(probes) == 0:
+        return data.emotions[:count]
+    variance = np.nanvar(probes[1:] if len(probes) > 1 else probes, axis=0)  # position 0 is an attention sink
+    return [data.emotions[i] for i in np.argsort(-variance)[:count]]
+
+
+def plot_timeline(data: SessionData, out: Path, emotions: list[str]) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+
+    probes = data.probe_matrix().astype(np.float32)
+    indices = np.array(data.columns["index"])
+    figure, axis = plt.subplots(figsize=(12, 4.5), dpi=120)
+    columns = [data.emotions.index(name) for name in emotions]
+    shown = np.array(data.columns["position"]) > 0  # leave out the attention sink at position 0
+    for name, column in zip(emotions, columns):
+        axis.plot(indices[shown], probes[shown, column], label=name, linewidth=1.2)
+    axis.axhline(0, color="grey", linewidth=0.6)
+    sources = data.columns["source"]
+    for row in range(1, len(sources)):  # shade the prompts, so the turns stand out
+        if sources[row] == "prompt":
+            axis.axvspan(indices[row] - 0.5, indices[row] + 0.5, color="#dde6f3", linewidth=0)
+    for change in data.steering_with_first_tokens():
+        if change["first_token"] is not None:
+            axis.axvline(change["first_token"], color="#c0392b", linestyle="--", linewidth=0.9)
+            axis.annotate(f"{change['emotion']} {change['strength']:+.2f}", (change["first_token"], axis.get_ylim()[1]),
+                          rotation=90, va="top", ha="right", fontsize=7, color="#c0392b")
+    axis.set_xlabel("token (blue: prompt; dashed: steering change)")
+    axis.set_ylabel("readout (z vs neutral text)")
+    axis.set_title(f"{data.meta['model']['id']} · pack {data.meta['pack']['name']} · {data.meta['created']}", fontsize=9)
+    axis.legend(loc="upper left", fontsize=8, ncol=min(6, len(emotions)))
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, format=out.suffix.lstrip(".").lower())
+    plt.close(figure)
+    return out
+
+
+def write_csv(data: SessionData, out: Path) -> Path:
+    probes = data.probe_matrix().astype(np.float32)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["index", "position", "token_id", "text", "source", "t_ms", *data.emotions])
+        columns = data.columns
+        for row in range(data.token_count):
+            writer.writerow([columns["index"][row], columns["position"][row], columns["token_id"][row],
+                             columns["text"][row], columns["source"][row], columns["t_ms"][row],
+                             *(f"{value:.3f}" for value in probes[row])])
+    return out
+
+
+def write_markdown(data: SessionData, out: Path, top_k: int = 3) -> Path:
+    probes = data.probe_matrix().astype(np.float32)
+    columns = data.columns
+    lines = [f"# Session {data.meta['created']}", "",
+             f"Model `{data.meta['model']['id']}`, pack `{data.meta['pack']['name']}`, sampling "
+             f"{data.meta['sampling']}.", ""]
+    for turn in data.turns:
+        if turn["role"] == "user":
+            lines += [f"**user:** {turn['text']}", ""]
+            continue
+        start = turn.get("first_token", 0)
+        rows = [r for r, (i, s) in enumerate(zip(columns["index"], columns["source"])) if i >= start and s == "reply"]
+        lines += [f"**assistant** ({turn.get('finish', '')}): {turn['text']}", "", "| token | top emotions |", "|---|---|"]
+        for row in rows:
+            order = np.argsort(-np.abs(probes[row]))[:top_k]
+            cells = ", ".join(f"{data.emotions[i]} {probes[row][i]:+.1f}" for i in order)
+            lines.append(f"| `{columns['text'][row].replace('|', '/').replace('`', '')}` | {cells} |")
+            if row > start + 400:
+                break
+        lines.append("")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out
