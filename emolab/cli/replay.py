@@ -16,7 +16,7 @@ from emolab.core.errors import EmolabError
 @click.option("--all-tokens", is_flag=True, help="Also list the prompt tokens, not only the replies.")
 @click.option("--verify", is_flag=True, help="Re-run the session and compare it token for token.")
 @click.option("--strict", is_flag=True, help="With --verify: a model or pack that differs from the recording is an error.")
-@click.option("--vectors", default=None, metavar="PACK", help="With --verify: the pack (default: the recorded path).")
+@click.option("--vectors", default=None, metavar="PACK", help="The pack (default: the recorded path).")
 @click.option("--model", default=None, help="With --verify: the model (default: the recorded one).")
 def replay(session_path, headless, top_k, all_tokens, verify, strict, vectors, model):
     """Play a recorded session back (recovering it first if the recording was cut off)."""
@@ -29,7 +29,8 @@ def replay(session_path, headless, top_k, all_tokens, verify, strict, vectors, m
         _verify(data, vectors=vectors, model=model, strict=strict)
         return
     if not headless:
-        raise EmolabError("the interactive replay is not built yet; use: emolab replay --headless " + session_path)
+        _interactive(data, vectors)
+        return
     print_transcript(data, top_k=top_k, all_tokens=all_tokens)
 
 
@@ -104,3 +105,19 @@ def _verify(data, *, vectors, model, strict) -> None:
         return
     click.echo(click.style(f"diverged    {result.divergence}", fg="red"))
     raise SystemExit(1)
+
+
+def _interactive(data, vectors) -> None:
+    from pathlib import Path
+
+    from emolab.core.pack import load_pack
+    from emolab.tui.replay import ReplayApp
+
+    pack_path = vectors or data.meta["pack"]["path"]
+    if vectors is None and not Path(pack_path).is_dir():
+        raise EmolabError(f"the session was recorded with pack {data.meta['pack']['name']} at {pack_path}, "
+                          "which is not here; pass --vectors PACK")
+    pack = load_pack(pack_path)
+    if pack.emotions != data.emotions:
+        raise EmolabError(f"pack {pack.name} has other emotions than the session was recorded with")
+    ReplayApp(pack, data).run()

@@ -135,6 +135,10 @@ class EmolabApp(App):
         self.status.session = "recording starts with the model" if self.recorder_factory else "not recording"
         self._update_strip_rows()
         self._apply_size_classes(self.size.width, self.size.height)
+        self.start()
+
+    def start(self) -> None:
+        """What happens once the screen is up: load the engine (replay mode plays a session instead)."""
         self._start_loading()
 
     def on_resize(self, event) -> None:

@@ -144,3 +144,41 @@ def parse(text: str, path: Path) -> object:
         at_end = error.pos >= len(text.rstrip()) - 1
         what = "truncated" if at_end else "invalid JSON"
         raise SessionError(f"{path}: {what} at line {error.lineno}, column {error.colno}: {error.msg}") from None
+
+
+def session_events(data: SessionData) -> list:
+    """The recorded stream again, as engine events in order (for replay)."""
+    from emolab.core.events import Token, TurnFinished, TurnStarted
+
+    columns = data.columns
+    probes = data.probe_matrix().astype(np.float32)
+    finishes = iter([turn for turn in data.turns if turn["role"] == "assistant"])
+    events: list = []
+    previous = None
+    reply_text: list[str] = []
+    for row in range(data.token_count):
+        source = columns["source"][row]
+        t = columns["t_ms"][row] / 1000
+        if source == "prompt" and previous != "prompt":
+            if previous == "reply":
+                events.append(_finish(next(finishes, {}), reply_text, events))
+                reply_text = []
+            events.append(TurnStarted(0, 0, 0, t))
+        version = columns["steering_version"][row]
+        events.append(Token(index=columns["index"][row], position=columns["position"][row],
+                            token_id=columns["token_id"][row], text=columns["text"][row], source=source,
+                            probe=probes[row], steering=data.states.get(str(version), {}), steering_version=version,
+                            t=t))
+        if source == "reply":
+            reply_text.append(columns["text"][row])
+        previous = source
+    if previous == "reply":
+        events.append(_finish(next(finishes, {}), reply_text, events))
+    return events
+
+
+def _finish(turn: dict, pieces: list[str], events: list):
+    from emolab.core.events import TurnFinished
+
+    t = events[-1].t if events else 0.0
+    return TurnFinished(turn.get("finish", "eos"), "".join(pieces), len(pieces), 0.0, t)

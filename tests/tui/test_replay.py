@@ -1,0 +1,106 @@
+"""Replay: plays, pauses, steps, changes speed, and the sliders move at the recorded token."""
+
+import pytest
+
+from emolab.core.engine import Engine
+from emolab.core.events import Token
+from emolab.core.sampling import Sampling
+from emolab.core.session import SessionRecorder, load_session, session_meta
+from emolab.tui.replay import ReplayApp
+from tests.tui.helpers import wait_until
+
+
+def recorded_session(tmp_path, model, pack):
+    path = tmp_path / "r.json"
+    engine = Engine(model, pack, sampling=Sampling(temperature=0, max_tokens=12))
+    engine._eos_ids = set()
+    recorder = SessionRecorder(path, session_meta(engine, pack.path))
+    steered_at = None
+    for text in ("hello", "again"):
+        recorder.record_note("message", text=text)
+        replies = 0
+        for event in engine.chat(text):
+            recorder.record_event(event)
+            if isinstance(event, Token) and event.source == "reply":
+                replies += 1
+                if text == "again" and replies == 4:
+                    engine.steering.set("sad", 1.0)
+                    snap = engine.steering.snapshot()
+                    recorder.record_steering("sad", 1.0, snap.version, snap.as_dict())
+                if event.steering and steered_at is None:
+                    steered_at = event.index
+    recorder.close()
+    data, _ = load_session(path)
+    return data, steered_at
+
+
+def shown_tokens(app):
+    return [t.index for w in app.transcript.turns for t in w.turn.tokens]
+
+
+async def test_replay_plays_pauses_steps_and_moves_the_sliders_at_the_recorded_token(tmp_path, tiny_model, tiny_pack):
+    data, steered_at = recorded_session(tmp_path, tiny_model, tiny_pack)
+    app = ReplayApp(tiny_pack, data, autoplay=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert shown_tokens(app) == [] and not app.playing
+        await pilot.press("right")
+        assert shown_tokens(app) == [0]
+        await pilot.press("right", "right")
+        assert shown_tokens(app) == [0, 1, 2]
+        await pilot.press("left")
+        await pilot.pause()
+        assert shown_tokens(app) == [0, 1]
+
+        # step up to the token just before the steering change: the slider has not moved
+        while max(shown_tokens(app)) < steered_at - 1:
+            await pilot.press("right")
+        assert app.query_one("#slider-sad").value == 0
+        await pilot.press("right")
+        assert max(shown_tokens(app)) == steered_at
+        assert app.query_one("#slider-sad").value == 1.0
+
+        await pilot.press("plus", "plus")
+        assert app.speed == 5.0
+        await pilot.press("minus")
+        assert app.speed == 2.0
+        await pilot.press("space")
+        await wait_until(pilot, lambda: not app.playing, what="the replay to finish")
+        assert shown_tokens(app) == data.columns["index"]
+
+
+async def test_replay_jumps_to_the_next_turn_and_instant(tmp_path, tiny_model, tiny_pack):
+    data, _ = recorded_session(tmp_path, tiny_model, tiny_pack)
+    app = ReplayApp(tiny_pack, data, autoplay=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("n")
+        await pilot.pause()
+        first_turn = shown_tokens(app)
+        assert first_turn and first_turn[-1] < data.columns["index"][-1]
+        await pilot.press("i")
+        await pilot.pause()
+        assert shown_tokens(app) == data.columns["index"]
+        assert [w.turn.role for w in app.transcript.turns] == ["prompt", "reply", "prompt", "reply"]
+
+
+async def test_replay_can_show_any_emotion(tmp_path, tiny_model, tiny_pack):
+    data, _ = recorded_session(tmp_path, tiny_model, tiny_pack)
+    app = ReplayApp(tiny_pack, data, autoplay=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        app.toggle_pin("at ease")
+        await pilot.pause()
+        assert "at ease" in app.query_one("HeatStrip").rows
+        await pilot.press("i")
+        await pilot.pause()
+        assert len(app.query_one("HeatStrip").history) == data.token_count - 1
+
+
+def test_play_times_keep_the_recorded_rhythm_but_shorten_long_pauses():
+    from types import SimpleNamespace
+
+    from emolab.tui.replay import play_times
+
+    events = [SimpleNamespace(t=t) for t in (10.0, 10.05, 10.1, 40.0, 40.2)]
+    assert play_times(events) == pytest.approx([0.0, 0.05, 0.1, 1.6, 1.8])
