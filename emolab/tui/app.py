@@ -396,6 +396,15 @@ class EmolabApp(App):
         if message.token.probe is not None:
             self._select(message.token)
 
+    def on_turn_widget_token_hovered(self, message) -> None:
+        if self.transcript.selected is not None:
+            return  # a selected token keeps the bars until F4
+        token = message.token
+        if token is not None and token.probe is not None:
+            self._show_readout(token.probe, f"hover: token {token.index} {token.text!r}")
+        elif self.last_probe is not None:
+            self._show_readout(self.last_probe, f"token {self.last_token_text!r}")
+
     def action_follow_live(self) -> None:
         self.transcript.selected = None
         self.transcript.redraw()

@@ -153,3 +153,18 @@ async def test_small_terminal_collapses_the_panel(tiny_model, tiny_pack):
         assert not app.query_one("#va-plane").display
         await pilot.press("ctrl+b")
         assert not app.query_one("#side").display
+
+
+async def test_clicking_a_token_selects_it_and_hovering_shows_it(tiny_model, tiny_pack):
+    app = make_app(tiny_model, tiny_pack)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await send(pilot, "hello")
+        await settle(pilot)
+        reply = [w for w in app.transcript.turns if w.turn.role == "reply"][0]
+        await pilot.hover(reply, offset=(10, 0))
+        await pilot.pause()
+        assert app.query_one("SignedBars").title.startswith("hover: token")
+        await pilot.click(reply, offset=(10, 0))
+        await pilot.pause()
+        assert app.transcript.selected is not None

@@ -41,6 +41,13 @@ class SessionData:
     def emotions(self) -> list[str]:
         return self.meta["emotions"]
 
+    def copy(self) -> "SessionData":
+        """A snapshot that later appends do not touch (rows and records are never changed in place)."""
+        return SessionData(meta=self.meta, turns=list(self.turns),
+                           columns={name: list(values) for name, values in self.columns.items()},
+                           probes=list(self.probes), steering=list(self.steering), states=dict(self.states),
+                           notes=list(self.notes))
+
     @property
     def token_count(self) -> int:
         return len(self.columns["index"])

@@ -7,6 +7,7 @@ import datetime
 import json
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,9 @@ class SessionRecorder:
         self.seq = 0
         write_atomically(self.path, self.data, self.seq)
         self._journal = journal_path(self.path).open("w", encoding="utf-8")
+        # Saving a long session takes milliseconds: after a turn it runs here, off the caller's thread.
+        self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emolab-session-save")
+        self._pending = None
 
     def _t(self) -> float:
         return round(self.clock() - self.started, 3)
@@ -88,7 +92,7 @@ class SessionRecorder:
                           if s != "reply"), None)
             self._append({"k": "turn", "role": "assistant", "text": event.text, "t": self._t(), "finish": event.reason,
                           "first_token": first + 1 if first is not None else 0})
-            self.save()
+            self._pending = self._saver.submit(write_atomically, self.path, self.data.copy(), self.seq)
         elif isinstance(event, Truncated):
             self.record_note("truncated", dropped_messages=event.dropped_messages)
 
@@ -103,13 +107,13 @@ class SessionRecorder:
         self._append({"k": "note", "kind": kind, "t": self._t(), **_jsonable(details)})
 
     def save(self) -> Path:
-        write_atomically(self.path, self.data, self.seq)
-        self._journal.close()
-        self._journal = journal_path(self.path).open("w", encoding="utf-8")
+        """Write the session now. The journal stays: the file records how much of it is included."""
+        self._saver.submit(write_atomically, self.path, self.data.copy(), self.seq).result()
         return self.path
 
     def close(self) -> Path:
         self.save()
+        self._saver.shutdown(wait=True)
         self._journal.close()
         journal_path(self.path).unlink(missing_ok=True)
         return self.path

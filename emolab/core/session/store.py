@@ -1,10 +1,11 @@
 """Writing sessions durably and reading them back, with journal recovery.
 
 The session file is rewritten atomically (temporary file, then rename) after every turn.
-Between saves, every token, slider change and note is appended to a journal beside it
+Every token, slider change and note is also appended to a journal beside it
 (`NAME.json.journal`, one JSON object per line, flushed per entry), so a process killed
 mid-reply loses nothing that reached the journal. Each journal entry carries a sequence
-number, and the session file records the last one it includes, so nothing is applied twice.
+number, and the session file records the last one it includes, so recovery applies only
+what the file lacks, and nothing twice. A clean close removes the journal.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +30,7 @@ def journal_path(path: Path) -> Path:
 def write_atomically(path: Path, data: SessionData, journal_seq: int) -> None:
     document = data.to_json()
     document["journal_seq"] = journal_seq
-    scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with scratch.open("w", encoding="utf-8") as handle:
         json.dump(document, handle, ensure_ascii=False, separators=(",", ":"))
         handle.flush()

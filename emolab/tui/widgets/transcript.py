@@ -55,13 +55,27 @@ class TurnWidget(Widget):
     def render(self) -> Text:
         return self.transcript.render_turn(self.turn)
 
-    def on_click(self, event: events.Click) -> None:
+    class TokenHovered(Message):
+        def __init__(self, token: TokenView | None) -> None:
+            super().__init__()
+            self.token = token
+
+    def _token_at(self, event) -> TokenView | None:
         index = event.style.meta.get("token") if event.style else None
-        if index is not None:
-            for token in self.turn.tokens:
-                if token.index == index:
-                    self.post_message(self.TokenClicked(token))
-                    break
+        if index is None:
+            return None
+        return next((token for token in self.turn.tokens if token.index == index), None)
+
+    def on_click(self, event: events.Click) -> None:
+        token = self._token_at(event)
+        if token is not None:
+            self.post_message(self.TokenClicked(token))
+
+    def on_mouse_move(self, event: events.MouseMove) -> None:
+        self.post_message(self.TokenHovered(self._token_at(event)))
+
+    def on_leave(self, event: events.Leave) -> None:
+        self.post_message(self.TokenHovered(None))
 
 
 class Transcript(VerticalScroll):
