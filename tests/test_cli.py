@@ -175,3 +175,9 @@ def test_chat_refuses_a_pack_for_another_hidden_size_before_the_app_opens(tmp_pa
 def test_chat_refuses_an_unknown_pinned_emotion(tiny_pack, tiny_model_dir):
     assert_one_line_error(invoke("chat", "--vectors", tiny_pack.path, "--model", tiny_model_dir, "--pin", "blis"),
                           "unknown emotion 'blis'")
+
+
+def test_steering_names_are_checked_before_the_model_loads(tmp_path, tiny_pack):
+    result = invoke("run", "--vectors", tiny_pack.path, "--model", tmp_path / "no-model", "-p", "hi",
+                    "--steer", "blis=0.1")
+    assert_one_line_error(result, "unknown emotion 'blis'")

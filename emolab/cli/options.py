@@ -25,22 +25,27 @@ def model_options(function):
     return wrapper
 
 
-def load_pack_and_model(vectors, model, device, dtype, trust_remote_code, *, require_pack: bool):
-    """Validate the pack first (fast), then load the model, then check that they fit."""
-    from emolab.cli.progress import conversion_progress
-    from emolab.core.models import load_model
+def open_pack(vectors, *, required: bool):
+    """The pack, validated: the cheap check that runs before any model loads."""
     from emolab.core.pack import load_pack
 
-    if vectors is None and require_pack:
+    if vectors is None and required:
         raise EmolabError("this command needs a vector pack: --vectors PACK (for example vectors/sonnet-proxy)")
-    pack = load_pack(vectors) if vectors is not None else None
+    return load_pack(vectors) if vectors is not None else None
+
+
+def open_model(pack, model, device, dtype, trust_remote_code):
+    """The model the user named, or the pack's; then check that the two fit."""
+    from emolab.cli.progress import conversion_progress
+    from emolab.core.models import load_model
+
     reference = model or (pack.model_id if pack is not None else "bundled")
     with conversion_progress() as progress:
         loaded = load_model(reference, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
                             progress=progress)
     if pack is not None:
         pack.check_model(loaded.hidden_size, loaded.num_layers, loaded.reference)
-    return pack, loaded
+    return loaded
 
 
 def weights_warning(pack, loaded) -> str | None:

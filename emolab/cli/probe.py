@@ -8,7 +8,7 @@ import click
 import numpy as np
 
 from emolab.cli.jsonl import dumps, event_record
-from emolab.cli.options import load_pack_and_model, model_options
+from emolab.cli.options import model_options, open_model, open_pack
 from emolab.cli.render import token_line, top_emotions
 from emolab.core.errors import EmolabError
 
@@ -23,7 +23,8 @@ def probe(vectors, model, device, dtype, trust_remote_code, source, top_k, as_js
     from emolab.core.engine import Engine
 
     text = _read_source(source)
-    pack, loaded = load_pack_and_model(vectors, model, device, dtype, trust_remote_code, require_pack=True)
+    pack = open_pack(vectors, required=True)
+    loaded = open_model(pack, model, device, dtype, trust_remote_code)
     engine = Engine(loaded, pack)
     events = list(engine.read_text(text))
     if as_json:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from emolab.cli.jsonl import dumps, event_record
-from emolab.cli.options import load_pack_and_model, model_options, weights_warning
+from emolab.cli.options import model_options, open_model, open_pack, weights_warning
 from emolab.cli.render import token_line
 from emolab.core.errors import EmolabError
 from emolab.core.events import Token, TurnFinished, TurnStarted, Truncated
@@ -31,7 +31,7 @@ def run(vectors, model, device, dtype, trust_remote_code, prompt, system, steer,
     """Run one chat turn with live probes, and optional steering."""
     from emolab.core.engine import Engine
     from emolab.core.sampling import Sampling
-    from emolab.core.steering import parse_steer_option
+    from emolab.core.steering import SteeringState, parse_steer_option
 
     sampling = Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
     requested = [parse_steer_option(option) for option in steer]
@@ -42,7 +42,10 @@ def run(vectors, model, device, dtype, trust_remote_code, prompt, system, steer,
     if session_path and vectors is None:
         raise EmolabError("--session needs a vector pack: add --vectors PACK")
 
-    pack, loaded = load_pack_and_model(vectors, model, device, dtype, trust_remote_code, require_pack=False)
+    pack = open_pack(vectors, required=False)
+    if requested:
+        SteeringState(pack).update(dict(requested))  # names and ranges fail here, before the model loads
+    loaded = open_model(pack, model, device, dtype, trust_remote_code)
     engine = Engine(loaded, pack, sampling=sampling, system_prompt=system)
     recorder = None
     if session_path:
