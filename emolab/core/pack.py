@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from emolab.core.documents import check_document
 from emolab.core.errors import EmolabError, PackError
 
 FORMAT = "emolab-pack"
@@ -180,30 +181,10 @@ def _read_manifest(path: Path) -> dict:
         raise PackError(f"{path}: not UTF-8 text") from None
     except json.JSONDecodeError as error:
         raise PackError(f"{path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}") from None
-    if not isinstance(manifest, dict):
-        raise PackError(f"{path}: the manifest must be a JSON object")
-    if manifest.get("format") == FORMAT and isinstance(manifest.get("format_version"), int) \
-            and manifest["format_version"] > FORMAT_VERSION:
-        raise PackError(f"{path}: format version {manifest['format_version']} is newer than this emolab reads "
-                        f"({FORMAT_VERSION}); upgrade emolab")
-    _check_schema(path, manifest)
+    check_document(manifest, path, schema="pack-manifest.schema.json", format_name=FORMAT, version=FORMAT_VERSION,
+                   error=PackError, what="pack manifest")
     _check_consistency(path, manifest)
     return manifest
-
-
-def manifest_schema() -> dict:
-    text = resources.files("emolab").joinpath("schemas/pack-manifest.schema.json").read_text(encoding="utf-8")
-    return json.loads(text)
-
-
-def _check_schema(path: Path, manifest: dict) -> None:
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(manifest_schema())
-    error = jsonschema.exceptions.best_match(validator.iter_errors(manifest))
-    if error is not None:
-        where = error.json_path if error.json_path != "$" else "the manifest"
-        raise PackError(f"{path}: {where}: {error.message}")
 
 
 def _check_consistency(path: Path, manifest: dict) -> None:

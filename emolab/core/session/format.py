@@ -10,11 +10,11 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from emolab.core.documents import check_document
 from emolab.core.errors import EmolabError
 
 FORMAT = "emolab-session"
@@ -85,27 +85,10 @@ class SessionData:
         }
 
 
-def session_schema() -> dict:
-    return json.loads(resources.files("emolab").joinpath("schemas/session.schema.json").read_text(encoding="utf-8"))
-
-
 def from_json(document: object, path: Path) -> SessionData:
     """Check a parsed session document completely; every problem is one line naming the file."""
-    import jsonschema
-
-    if not isinstance(document, dict):
-        raise SessionError(f"{path}: not a session (the file is not a JSON object)")
-    if document.get("format") == FORMAT and isinstance(document.get("format_version"), int) \
-            and document["format_version"] > FORMAT_VERSION:
-        raise SessionError(f"{path}: session format version {document['format_version']} is newer than this emolab "
-                           f"reads ({FORMAT_VERSION}); upgrade emolab")
-    if document.get("format_version") not in (None, FORMAT_VERSION) and document.get("format") == FORMAT:
-        raise SessionError(f"{path}: unsupported session format version {document.get('format_version')!r}")
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(session_schema()).iter_errors(document))
-    if error is not None:
-        where = error.json_path if error.json_path != "$" else "the session"
-        raise SessionError(f"{path}: {where}: {error.message}")
-
+    check_document(document, path, schema="session.schema.json", format_name=FORMAT, version=FORMAT_VERSION,
+                   error=SessionError, what="session")
     emotions = document["meta"]["emotions"]
     if len(set(emotions)) != len(emotions):
         raise SessionError(f"{path}: $.meta.emotions lists an emotion twice")
