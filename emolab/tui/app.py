@@ -7,6 +7,7 @@ commands (steering changes, stop), which are thread-safe.
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from collections.abc import Callable
@@ -160,6 +161,9 @@ class EmolabApp(App):
         self.status.model = f"{self.model_label}: {message.stage}{done}"
 
     def on_engine_ready(self, message: EngineReady) -> None:
+        # The model and its libraries are millions of long-lived objects: keep them out of the
+        # garbage collector's full passes, which otherwise stall the screen for hundreds of ms.
+        gc.freeze()
         self.engine = message.engine
         if self.recorder_factory is not None:
             try:
