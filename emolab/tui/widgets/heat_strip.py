@@ -13,6 +13,9 @@ from textual.widget import Widget
 SATURATION_Z = 4.0
 
 
+LEVELS = 8  # shades per sign: cells are drawn from a small fixed palette, and runs share one style
+
+
 def z_colour(value: float) -> Color:
     """Red for negative, green for positive, brighter with |z|, dark grey near zero."""
     strength = min(1.0, abs(value) / SATURATION_Z)
@@ -20,6 +23,13 @@ def z_colour(value: float) -> Color:
     if value >= 0:
         return Color.from_rgb(base, base + (215 - base) * strength, base)
     return Color.from_rgb(base + (215 - base) * strength, base, base)
+
+
+PALETTE = {level: Style(color=z_colour(level / LEVELS * SATURATION_Z)) for level in range(-LEVELS, LEVELS + 1)}
+
+
+def z_level(value: float) -> int:
+    return int(np.clip(np.rint(value / SATURATION_Z * LEVELS), -LEVELS, LEVELS))
 
 
 class HeatStrip(Widget):
@@ -54,8 +64,12 @@ class HeatStrip(Widget):
         for number, (name, index) in enumerate(zip(self.rows, self.indices)):
             label = name if len(name) <= self.label_width else name[: self.label_width - 1] + "…"
             text.append(f"{label:<{self.label_width}} ")
-            for probe in recent:
-                text.append("▇", style=Style(color=z_colour(float(probe[index]))))
+            levels = [z_level(float(probe[index])) for probe in recent]
+            start = 0
+            for end in range(1, len(levels) + 1):  # one append per run of equal shade
+                if end == len(levels) or levels[end] != levels[start]:
+                    text.append("▇" * (end - start), style=PALETTE[levels[start]])
+                    start = end
             if number < len(self.rows) - 1:
                 text.append("\n")
         return text

@@ -22,9 +22,10 @@ class SignedBars(Widget):
         self.label_width = label_width
 
     def show(self, rows: Sequence[tuple[str, float]], title: str = "") -> None:
+        resized = len(rows) != len(self.rows) or bool(title) != bool(self.title)
         self.rows = list(rows)
         self.title = title
-        self.refresh(layout=True)
+        self.refresh(layout=resized)  # a new layout of the side panel per token would stall the screen
 
     def get_content_height(self, container, viewport, width: int) -> int:
         return max(1, len(self.rows) + (1 if self.title else 0))

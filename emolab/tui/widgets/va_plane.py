@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
+
+DIM = Style(color="bright_black")
+MARKER = Style(color="yellow", bold=True)
 
 
 class ValenceArousalPlane(Widget):
@@ -33,26 +37,25 @@ class ValenceArousalPlane(Widget):
     def render(self) -> Text:
         width, height = max(9, self.size.width), max(3, self.size.height)
         rows = height - 1
-        grid = [[" "] * width for _ in range(rows)]
         middle_row, middle_column = rows // 2, width // 2
-        for column in range(width):
-            grid[middle_row][column] = "─"
-        for row in range(rows):
-            grid[row][middle_column] = "│"
-        grid[middle_row][middle_column] = "┼"
-        text = Text()
+        axis = "─" * middle_column + "┼" + "─" * (width - middle_column - 1)
+        blank = " " * middle_column + "│" + " " * (width - middle_column - 1)
         marker_cell = None
         if self.marker is not None:
             x = self.marker[0] / self.extent[0]
             y = self.marker[1] / self.extent[1]
             marker_cell = (round((1 - (y + 1) / 2) * (rows - 1)), round((x + 1) / 2 * (width - 1)))
+        text = Text(no_wrap=True, overflow="crop")
         for row in range(rows):
-            for column in range(width):
-                if marker_cell == (row, column):
-                    text.append("◉", style="bold yellow")
-                else:
-                    text.append(grid[row][column], style="bright_black")
+            line = axis if row == middle_row else blank
+            if marker_cell and marker_cell[0] == row:
+                column = marker_cell[1]
+                text.append(line[:column], style=DIM)
+                text.append("◉", style=MARKER)
+                text.append(line[column + 1:], style=DIM)
+            else:
+                text.append(line, style=DIM)
             text.append("\n")
         caption = f"−valence  +valence   ↑arousal  {self.label}"
-        text.append(caption[:width], style="bright_black")
+        text.append(caption[:width], style=DIM)
         return text
