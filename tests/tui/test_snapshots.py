@@ -16,7 +16,9 @@ async def after_one_reply(pilot):
     await send(pilot, "hello there")
     await settle(pilot)
     app.status.speed = "— tok/s"
-    await pilot.pause()
+    await pilot.pause(0.1)
+    app.transcript.scroll_end(animate=False)  # where following the stream ends up, without its timing
+    await pilot.pause(0.1)
 
 
 def test_layout_80x24(snap_compare, tiny_model, tiny_pack):
