@@ -323,3 +323,18 @@ def test_export_errors(tmp_path, session_file):
     assert result.exit_code == 2 and "say what to export" in result.output
     result = CliRunner().invoke(main, ["export", str(session_file), "--csv", str(tmp_path / "x.csv"), "--emotion", "bliss"])
     assert result.exit_code == 2 and "no emotion 'bliss'" in result.output
+
+
+def test_each_assistant_turn_lists_only_its_own_reply_tokens(tmp_path, tiny_model, tiny_pack):
+    from emolab.core.session.export import write_markdown
+
+    path = tmp_path / "two.json"
+    record_chat(path, tiny_model, tiny_pack)
+    data, _ = load_session(path)
+    replies = [e for e in zip(data.columns["index"], data.columns["source"]) if e[1] == "reply"]
+    per_turn = [data.reply_rows(turn) for turn in data.turns if turn["role"] == "assistant"]
+    assert sum(len(rows) for rows in per_turn) == len(replies)
+    assert set(per_turn[0]).isdisjoint(per_turn[1])
+    text = write_markdown(data, tmp_path / "two.md").read_text()
+    first, second = text.split("**assistant**")[1:]
+    assert first.count("\n| `") == len(per_turn[0]) and second.count("\n| `") == len(per_turn[1])

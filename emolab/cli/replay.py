@@ -44,15 +44,12 @@ def print_transcript(data, *, top_k: int, all_tokens: bool) -> None:
     changes = {change["first_token"]: change for change in data.steering_with_first_tokens()
                if change["first_token"] is not None}
     alerts = {note["token_index"]: note for note in data.notes if note["kind"] == "alert" and "token_index" in note}
-    row_of = {index: row for row, index in enumerate(columns["index"])}
     for turn in data.turns:
         if turn["role"] == "user":
             click.echo(click.style(f"\nuser  {turn['text']}", bold=True))
             continue
-        start = turn.get("first_token", 0)
         click.echo(click.style(f"\nassistant  ({turn.get('finish', '')})", bold=True))
-        rows = [row_of[i] for i in range(start, start + 100_000) if i in row_of and columns["source"][row_of[i]] == "reply"]
-        for row in rows:
+        for row in data.reply_rows(turn):
             index = columns["index"][row]
             if index in changes:
                 change = changes.pop(index)
@@ -75,19 +72,12 @@ def print_transcript(data, *, top_k: int, all_tokens: bool) -> None:
 
 
 def _verify(data, *, vectors, model, strict) -> None:
-    from pathlib import Path
-
     from emolab.cli.progress import conversion_progress
     from emolab.core.engine import Engine
     from emolab.core.models import load_model
-    from emolab.core.pack import load_pack
     from emolab.core.session.verify import hash_warnings, verify
 
-    pack_path = vectors or data.meta["pack"]["path"]
-    if vectors is None and not Path(pack_path).is_dir():
-        raise EmolabError(f"the session was recorded with pack {data.meta['pack']['name']} at {pack_path}, "
-                          "which is not here; pass --vectors PACK")
-    pack = load_pack(pack_path)
+    pack = _session_pack(data, vectors)
     meta = data.meta
     with conversion_progress() as progress:
         loaded = load_model(model or meta["model"]["id"], dtype=meta["dtype"], progress=progress)
@@ -108,16 +98,22 @@ def _verify(data, *, vectors, model, strict) -> None:
 
 
 def _interactive(data, vectors) -> None:
+    from emolab.tui.replay import ReplayApp
+
+    pack = _session_pack(data, vectors)
+    if pack.emotions != data.emotions:
+        raise EmolabError(f"pack {pack.name} has other emotions than the session was recorded with")
+    ReplayApp(pack, data).run()
+
+
+def _session_pack(data, vectors):
+    """The pack a replay or a verify needs: --vectors, or the path the session recorded."""
     from pathlib import Path
 
     from emolab.core.pack import load_pack
-    from emolab.tui.replay import ReplayApp
 
     pack_path = vectors or data.meta["pack"]["path"]
     if vectors is None and not Path(pack_path).is_dir():
         raise EmolabError(f"the session was recorded with pack {data.meta['pack']['name']} at {pack_path}, "
                           "which is not here; pass --vectors PACK")
-    pack = load_pack(pack_path)
-    if pack.emotions != data.emotions:
-        raise EmolabError(f"pack {pack.name} has other emotions than the session was recorded with")
-    ReplayApp(pack, data).run()
+    return load_pack(pack_path)

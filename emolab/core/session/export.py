@@ -10,6 +10,8 @@ import numpy as np
 from emolab.core.errors import EmolabError
 from emolab.core.session.format import SessionData
 
+MARKDOWN_TOKENS_PER_TURN = 400  # a transcript stays readable; the CSV has every token
+
 
 def choose_emotions(data: SessionData, requested: list[str] | None, count: int = 6) -> list[str]:
     """The requested emotions, or the `count` with the largest variance over the reply tokens."""
@@ -83,15 +85,12 @@ def write_markdown(data: SessionData, out: Path, top_k: int = 3) -> Path:
         if turn["role"] == "user":
             lines += [f"**user:** {turn['text']}", ""]
             continue
-        start = turn.get("first_token", 0)
-        rows = [r for r, (i, s) in enumerate(zip(columns["index"], columns["source"])) if i >= start and s == "reply"]
+        rows = data.reply_rows(turn)[:MARKDOWN_TOKENS_PER_TURN]
         lines += [f"**assistant** ({turn.get('finish', '')}): {turn['text']}", "", "| token | top emotions |", "|---|---|"]
         for row in rows:
             order = np.argsort(-np.abs(probes[row]))[:top_k]
             cells = ", ".join(f"{data.emotions[i]} {probes[row][i]:+.1f}" for i in order)
             lines.append(f"| `{columns['text'][row].replace('|', '/').replace('`', '')}` | {cells} |")
-            if row > start + 400:
-                break
         lines.append("")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")

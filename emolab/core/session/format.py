@@ -57,6 +57,19 @@ class SessionData:
             return np.zeros((0, len(self.emotions)), dtype=np.float16)
         return np.stack(self.probes)
 
+    def reply_rows(self, turn: dict) -> list[int]:
+        """Rows of an assistant turn's reply tokens: the run of reply tokens from its first_token on."""
+        indices, sources = self.columns["index"], self.columns["source"]
+        start = turn.get("first_token", 0)
+        rows = []
+        for row, (index, source) in enumerate(zip(indices, sources)):
+            if index < start:
+                continue
+            if source != "reply" or index != start + len(rows):
+                break
+            rows.append(row)
+        return rows
+
     def steering_with_first_tokens(self) -> list[dict]:
         """Each change with the index of the first token chosen under it (None if none was)."""
         versions = self.columns["steering_version"]
@@ -138,7 +151,7 @@ def parse(text: str, path: Path) -> object:
 
 def session_events(data: SessionData) -> list:
     """The recorded stream again, as engine events in order (for replay)."""
-    from emolab.core.events import Token, TurnFinished, TurnStarted
+    from emolab.core.events import Token, TurnStarted
 
     columns = data.columns
     probes = data.probe_matrix().astype(np.float32)

@@ -37,18 +37,7 @@ def _actions(data: SessionData) -> list[tuple[float, str, dict]]:
 
 def _reply_lengths(data: SessionData) -> list[int]:
     """How many reply tokens each assistant turn recorded, in order."""
-    lengths = []
-    indices, sources = data.columns["index"], data.columns["source"]
-    for turn in (t for t in data.turns if t["role"] == "assistant"):
-        start = turn.get("first_token", 0)
-        count = 0
-        for index, source in zip(indices, sources):
-            if index >= start and source == "reply":
-                if index != start + count:
-                    break
-                count += 1
-        lengths.append(count)
-    return lengths
+    return [len(data.reply_rows(turn)) for turn in data.turns if turn["role"] == "assistant"]
 
 
 def hash_warnings(data: SessionData, engine: Engine) -> list[str]:
