@@ -1,6 +1,5 @@
 """Model sources, devices and dtypes, and the bundled model's conversion cache."""
 
-import os
 
 import pytest
 import torch

@@ -8,7 +8,7 @@ from safetensors.torch import load_file, save_file
 
 from emolab.core.errors import PackError
 from emolab.core.pack import default_emotions, load_pack
-from tests.tiny import EMOTIONS, write_tiny_pack
+from tests.tiny import EMOTIONS
 
 
 def edit_manifest(pack, change):

@@ -1,7 +1,6 @@
 """What ships: the sonnet-proxy pack, its validation report, and the demo sessions."""
 
 import json
-import re
 from pathlib import Path
 
 import pytest

@@ -10,7 +10,6 @@ from emolab.core.errors import EmolabError
 from emolab.core.hooks import ResidualHooks
 from emolab.core.sampling import Sampling
 from emolab.core.steering import SteeringState, SteeringVectors, parse_steer_option
-from tests.tiny import write_tiny_pack
 
 
 def expected_vector(pack, layer, strengths):

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from emolab.core.errors import EmolabError
-from emolab.recipe.vectors import principal_components
+from emolab.recipe.vectors import pca_projection
 
 
 @dataclass(frozen=True)
@@ -108,9 +108,8 @@ def correlate_with_norms(coords: np.ndarray, emotions: Sequence[str], norms: Map
 
 def pca_coordinates(directions: torch.Tensor, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """Coordinates [E, k] of the unit directions on their top-k principal components, and the variance ratios."""
-    components, ratios = principal_components(directions)
-    centred = directions - directions.mean(dim=0, keepdim=True)
-    return (centred @ components[:k].T).numpy(), ratios[:k].numpy()
+    coords, ratios = pca_projection(directions, k)
+    return coords.numpy(), ratios.numpy()
 
 
 def nearest_neighbours(directions: torch.Tensor, emotions: Sequence[str], name: str, k: int = 5) -> list[tuple[str, float]]:

@@ -34,6 +34,13 @@ def project_out(vectors: torch.Tensor, components: torch.Tensor) -> torch.Tensor
     return vectors - (vectors @ components.T) @ components
 
 
+def pca_projection(directions: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Coordinates [E, k] of the rows on their top-k principal components, and those components' variance ratios."""
+    components, ratios = principal_components(directions)
+    centred = directions - directions.mean(dim=0, keepdim=True)
+    return centred @ components[:k].T, ratios[:k]
+
+
 @dataclass(frozen=True)
 class Geometry:
     coords: torch.Tensor  # [E, 2]
@@ -43,12 +50,10 @@ class Geometry:
 def pca_geometry(directions: torch.Tensor, emotions: list[str]) -> Geometry:
     """Each emotion's position on the first two PCs of the unit directions.
 
-    PC1 is signed so that 'happy' (or 'joyful') sits right of 'sad', PC2 so that 'excited' sits above 'calm',
-    when those emotions are in the pack: PCA's signs are arbitrary, these make the plot read as valence/arousal.
+    PC1 is signed so that 'happy' sits right of 'sad', PC2 so that 'excited' sits above 'calm', when those
+    emotions are in the pack: PCA's signs are arbitrary, these make the plot read as valence/arousal.
     """
-    components, ratios = principal_components(directions)
-    centred = directions - directions.mean(dim=0, keepdim=True)
-    coords = centred @ components[:2].T
+    coords, ratios = pca_projection(directions, 2)
     index = {name: i for i, name in enumerate(emotions)}
     for axis, (high, low) in enumerate((("happy", "sad"), ("excited", "calm"))):
         if high in index and low in index and coords[index[high], axis] < coords[index[low], axis]:

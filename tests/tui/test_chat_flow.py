@@ -1,7 +1,6 @@
 """Typing a message streams tokens into the transcript, with readouts."""
 
-from emolab.core.events import Token
-from tests.tui.helpers import make_app, ready, send, settle, wait_until
+from tests.tui.helpers import make_app, ready, send, settle
 
 
 async def test_the_app_is_usable_while_the_model_loads(tiny_model, tiny_pack):
