@@ -63,6 +63,31 @@ def test_resuming_with_other_settings_is_refused(tmp_path, tiny_model):
         build_corpus(tiny_model, tiny_plan(tiny_model, weights="sha256:other"), tmp_path / "c.jsonl")
 
 
+def test_more_topics_grow_a_corpus_and_keep_every_text(tmp_path, tiny_model):
+    path = tmp_path / "c.jsonl"
+    small = tiny_plan(tiny_model)
+    build_corpus(tiny_model, small, path, batch_size=2)
+    _, before = records(path)
+    grown = tiny_plan(tiny_model, topics=small.topics + ("a new neighbour",))
+    stats = build_corpus(tiny_model, grown, path, batch_size=2)
+    header, after = records(path)
+    assert header["fingerprint"] == grown.fingerprint
+    assert after[: len(before)] == before
+    assert sorted(r["key"] for r in after) == sorted(job.key for job in grown.jobs())
+    assert stats.written_now == 2
+    assert not list(tmp_path.glob("*.grow"))
+
+
+def test_other_topics_are_not_growth(tmp_path, tiny_model):
+    build_corpus(tiny_model, tiny_plan(tiny_model), tmp_path / "c.jsonl")
+    for topics in [("a delayed flight",), ("a new neighbour", "a delayed flight", "a letter from the bank")]:
+        with pytest.raises(EmolabError, match=r"different settings \(topics\)"):
+            build_corpus(tiny_model, tiny_plan(tiny_model, topics=topics), tmp_path / "c.jsonl")
+    with pytest.raises(EmolabError, match=r"different settings \(seed, topics\)"):
+        build_corpus(tiny_model, tiny_plan(tiny_model, seed=9, topics=("a delayed flight", "a letter from the bank",
+                                                                        "a new neighbour")), tmp_path / "c.jsonl")
+
+
 def test_a_file_that_is_not_a_corpus_is_refused(tmp_path, tiny_model):
     (tmp_path / "c.jsonl").write_text('{"hello": 1}\n')
     with pytest.raises(EmolabError, match="not an emolab corpus"):

@@ -2,7 +2,9 @@
 
 The corpus is a JSONL file. Its first line is a header that records the plan (model, weights,
 emotions, topics, counts, sampling, prompt version); each later line is one generated text.
-Resuming reads the header and refuses a corpus made by another plan, so corpora never mix.
+Resuming reads the header and refuses a corpus made by another plan, so corpora never mix. The one
+exception is growth: a plan that only adds topics after the recorded ones keeps every text already
+made (they are exactly the jobs it would make first) and the header is rewritten to the larger plan.
 Every job has a key, so a resumed build neither loses nor duplicates a text.
 """
 
@@ -133,10 +135,12 @@ class CorpusFile:
             current = json.loads(json.dumps(asdict(self.plan)))  # tuples compare as the JSON lists they become
             recorded = header.get("plan") if isinstance(header.get("plan"), dict) else {}
             differing = sorted(key for key in current.keys() | recorded.keys() if current.get(key) != recorded.get(key))
-            raise EmolabError(
-                f"{self.path}: this corpus was made with different settings ({', '.join(differing) or 'plan'}); "
-                "resuming would mix corpora, so use another --out or the original settings"
-            )
+            if not self._grows(recorded, current, differing):
+                raise EmolabError(
+                    f"{self.path}: this corpus was made with different settings ({', '.join(differing) or 'plan'}); "
+                    "resuming would mix corpora, so use another --out or the original settings"
+                )
+            lines[0] = self._rewrite_header()
         records = {}
         for number, line in enumerate(lines[1:], start=2):
             try:
@@ -145,6 +149,27 @@ class CorpusFile:
             except (json.JSONDecodeError, KeyError, TypeError):
                 raise EmolabError(f"{self.path}: line {number} is not a corpus record") from None
         return records
+
+    @staticmethod
+    def _grows(recorded: dict, current: dict, differing: list[str]) -> bool:
+        """Does the current plan only append topics to the recorded one?"""
+        old, new = recorded.get("topics") or [], current["topics"]
+        return differing == ["topics"] and len(new) > len(old) and new[: len(old)] == old
+
+    def _rewrite_header(self) -> str:
+        """Swap in the larger plan's header, through a temporary file and a rename, keeping every record."""
+        header = json.dumps({"type": "header", "fingerprint": self.plan.fingerprint, "plan": asdict(self.plan)},
+                            ensure_ascii=False)
+        with self.path.open("rb") as source:
+            source.readline()
+            records = source.read()
+        temporary = self.path.with_name(self.path.name + ".grow")
+        with temporary.open("wb") as target:
+            target.write(header.encode("utf-8") + b"\n" + records)
+            target.flush()
+            os.fsync(target.fileno())
+        os.replace(temporary, self.path)
+        return header
 
     def append(self, records: Iterable[dict]) -> None:
         self._append_lines([json.dumps(record, ensure_ascii=False) for record in records])
