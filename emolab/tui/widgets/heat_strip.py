@@ -7,7 +7,8 @@ from collections import deque
 import numpy as np
 from rich.color import Color
 from rich.style import Style
-from rich.text import Text
+from rich.segment import Segment
+from textual.strip import Strip
 from textual.widget import Widget
 
 SATURATION_Z = 4.0
@@ -33,6 +34,12 @@ def z_level(value: float) -> int:
 
 
 class HeatStrip(Widget):
+    """Drawn with the line API: each row is a label and one segment per run of equal shade.
+
+    Building segments directly skips Rich text, markup and wrapping; the strip redraws on
+    every token, so its cost is the console's frame time.
+    """
+
     DEFAULT_CSS = "HeatStrip { height: auto; }"
 
     def __init__(self, *, history: int = 240, label_width: int = 11, id: str | None = None) -> None:
@@ -41,35 +48,51 @@ class HeatStrip(Widget):
         self.indices: list[int] = []  # pack indices of the rows
         self.history: deque[np.ndarray] = deque(maxlen=history)
         self.label_width = label_width
+        self._strips: list[Strip] | None = None
 
     def set_rows(self, names: list[str], indices: list[int]) -> None:
         self.rows, self.indices = names, indices
+        self._strips = None
         self.refresh(layout=True)
 
     def push(self, probes: list[np.ndarray]) -> None:
         self.history.extend(probes)
+        self._strips = None
         self.refresh()
 
     def clear(self) -> None:
         self.history.clear()
+        self._strips = None
         self.refresh()
+
+    def on_resize(self) -> None:
+        self._strips = None
 
     def get_content_height(self, container, viewport, width: int) -> int:
         return max(1, len(self.rows))
 
-    def render(self) -> Text:
+    def render_line(self, y: int) -> Strip:
+        if self._strips is None:
+            self._strips = self._draw()
+        return self._strips[y] if y < len(self._strips) else Strip.blank(self.size.width, self.rich_style)
+
+    def _draw(self) -> list[Strip]:
+        base = self.rich_style
+        shades = {level: base + style for level, style in PALETTE.items()}
         width = max(1, self.size.width - self.label_width - 1)
         recent = list(self.history)[-width:]
-        text = Text()
-        for number, (name, index) in enumerate(zip(self.rows, self.indices)):
+        levels = None
+        if recent and self.indices:
+            values = np.stack(recent)[:, self.indices].T  # [rows, tokens]
+            levels = np.clip(np.rint(values / SATURATION_Z * LEVELS), -LEVELS, LEVELS).astype(int)
+        strips = []
+        for row, name in enumerate(self.rows):
             label = name if len(name) <= self.label_width else name[: self.label_width - 1] + "…"
-            text.append(f"{label:<{self.label_width}} ")
-            levels = [z_level(float(probe[index])) for probe in recent]
-            start = 0
-            for end in range(1, len(levels) + 1):  # one append per run of equal shade
-                if end == len(levels) or levels[end] != levels[start]:
-                    text.append("▇" * (end - start), style=PALETTE[levels[start]])
-                    start = end
-            if number < len(self.rows) - 1:
-                text.append("\n")
-        return text
+            segments = [Segment(f"{label:<{self.label_width}} ", base)]
+            if levels is not None:
+                shade = levels[row]
+                bounds = [0, *(np.flatnonzero(np.diff(shade)) + 1).tolist(), len(shade)]
+                segments += [Segment("▇" * (end - start), shades[int(shade[start])])
+                             for start, end in zip(bounds, bounds[1:])]
+            strips.append(Strip(segments).adjust_cell_length(self.size.width, base))
+        return strips

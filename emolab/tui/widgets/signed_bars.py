@@ -1,14 +1,20 @@
 """Signed horizontal bars: negative values grow left of the centre line, positive ones right.
 
 ProgressBar and Sparkline cannot show negative values, and probe readouts are signed.
+Drawn with the line API (segments, no Rich text) because it redraws on every token.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rich.text import Text
+from rich.segment import Segment
+from rich.style import Style
+from textual.strip import Strip
 from textual.widget import Widget
+
+POSITIVE, NEGATIVE = Style(color="green"), Style(color="red")
+AXIS, TITLE, EMPTY = Style(color="bright_black"), Style(bold=True), Style(color="bright_black")
 
 
 class SignedBars(Widget):
@@ -20,38 +26,41 @@ class SignedBars(Widget):
         self.title = ""
         self.scale = scale  # |value| that fills half the bar
         self.label_width = label_width
+        self._strips: list[Strip] | None = None
 
     def show(self, rows: Sequence[tuple[str, float]], title: str = "") -> None:
         resized = len(rows) != len(self.rows) or bool(title) != bool(self.title)
         self.rows = list(rows)
         self.title = title
+        self._strips = None
         self.refresh(layout=resized)  # a new layout of the side panel per token would stall the screen
+
+    def on_resize(self) -> None:
+        self._strips = None
 
     def get_content_height(self, container, viewport, width: int) -> int:
         return max(1, len(self.rows) + (1 if self.title else 0))
 
-    def render(self) -> Text:
-        half = max(2, (self.size.width - self.label_width - 8) // 2)
-        text = Text()
+    def render_line(self, y: int) -> Strip:
+        if self._strips is None:
+            self._strips = self._draw()
+        return self._strips[y] if y < len(self._strips) else Strip.blank(self.size.width, self.rich_style)
+
+    def _draw(self) -> list[Strip]:
+        base, width = self.rich_style, self.size.width
+        half = max(2, (width - self.label_width - 8) // 2)
+        lines: list[list[Segment]] = []
         if self.title:
-            text.append(self.title[: self.size.width] + "\n", style="bold")
+            lines.append([Segment(self.title[:width], base + TITLE)])
         if not self.rows:
-            text.append("no readout yet", style="bright_black")
-        for number, (name, value) in enumerate(self.rows):
+            lines.append([Segment("no readout yet", base + EMPTY)])
+        for name, value in self.rows:
             filled = min(half, round(abs(value) / self.scale * half))
-            colour = "green" if value >= 0 else "red"
+            colour = base + (POSITIVE if value >= 0 else NEGATIVE)
             label = name if len(name) <= self.label_width else name[: self.label_width - 1] + "…"
-            text.append(f"{label:<{self.label_width}} ")
-            text.append(" " * (half - filled) if value < 0 else " " * half)
-            if value < 0:
-                text.append("█" * filled, style=colour)
-            text.append("│", style="bright_black")
-            if value >= 0:
-                text.append("█" * filled, style=colour)
-                text.append(" " * (half - filled))
-            else:
-                text.append(" " * half)
-            text.append(f" {value:+5.1f}", style=colour)
-            if number < len(self.rows) - 1:
-                text.append("\n")
-        return text
+            left = " " * (half - filled) + "█" * filled if value < 0 else " " * half
+            right = "█" * filled + " " * (half - filled) if value >= 0 else " " * half
+            lines.append([Segment(f"{label:<{self.label_width}} ", base),
+                          Segment(left, colour), Segment("│", base + AXIS), Segment(right, colour),
+                          Segment(f" {value:+5.1f}", colour)])
+        return [Strip(segments).adjust_cell_length(width, base) for segments in lines]

@@ -55,6 +55,17 @@ class TurnWidget(Widget):
     def render(self) -> Text:
         return self.transcript.render_turn(self.turn)
 
+    def repaint(self) -> None:
+        """Redraw the turn; lay the screen out again only when its height changed.
+
+        A layout reflows and repaints the whole screen (about 50 ms here), so one per
+        token stalled the event loop; most tokens do not start a new line.
+        """
+        self.refresh()
+        width = self.content_size.width
+        if not width or self.get_content_height(self.size, self.size, width) != self.content_size.height:
+            self.refresh(layout=True)
+
     class TokenHovered(Message):
         def __init__(self, token: TokenView | None) -> None:
             super().__init__()
@@ -138,7 +149,7 @@ class Transcript(VerticalScroll):
         follow = self.following
         for widget in reversed(self.turns):
             if widget.turn is turn:
-                widget.refresh(layout=True)
+                widget.repaint()
                 break
         if follow:
             self.call_after_refresh(self.scroll_end, animate=False)
