@@ -3,7 +3,7 @@
 A 5 ms ticker runs on the app's event loop; a stall is how late a tick fires. The render
 rate counts repaints of the streaming turn per second. Real bundled model, shipped pack.
 
-    python benchmarks/ui_stall.py [--tokens 120] [--pack PACK]
+    python benchmarks/ui_stall.py [--tokens 120] [--pack PACK] [--size 160x48]
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import time
 
 from _common import machine, pack_path
@@ -23,7 +24,7 @@ from emolab.tui.app import EmolabApp
 from emolab.tui.widgets.transcript import TurnWidget
 
 
-async def measure(tokens: int, pack_override: str | None) -> None:
+async def measure(tokens: int, pack_override: str | None, size: tuple[int, int]) -> None:
     pack = load_pack(pack_path(pack_override))
     loaded = load_model(pack.model_id)
 
@@ -42,7 +43,7 @@ async def measure(tokens: int, pack_override: str | None) -> None:
     TurnWidget.render = counting_render
     lateness: list[float] = []
     stalls: list[tuple[float, float]] = []  # (seconds since the ticker started, stall)
-    async with app.run_test(size=(160, 48)) as pilot:
+    async with app.run_test(size=size) as pilot:
         while app.engine is None:
             await pilot.pause(0.05)
         stop = False
@@ -69,16 +70,18 @@ async def measure(tokens: int, pack_override: str | None) -> None:
         while app.generating:
             await pilot.pause(0.05)
         seconds = time.perf_counter() - started
+        speed = app.status.speed
         stop = True
         await task
     TurnWidget.render = original_render
     worst = max(lateness) * 1000
     p99 = statistics.quantiles(lateness, n=100)[98] * 1000
     print(f"machine        {machine()}")
-    print(f"reply          {tokens} tokens max, {seconds:.1f} s")
+    print(f"reply          {tokens} tokens max, {seconds:.1f} s, terminal {size[0]}x{size[1]}")
     print(f"event loop     worst stall {worst:.1f} ms, p99 {p99:.1f} ms, median {statistics.median(lateness) * 1000:.2f} ms "
           f"over {len(lateness)} ticks (target: worst < 50 ms)")
     print(f"render rate    {renders / seconds:.1f} transcript repaints/s")
+    print(f"decode speed   {speed} in the console (the engine's own count, prompt excluded)")
     for at, stall in stalls:
         print(f"  a stall of {stall * 1000:.0f} ms at {at:.2f} s")
 
@@ -87,5 +90,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=120)
     parser.add_argument("--pack", default=None, help="another pack than vectors/sonnet-proxy")
+    parser.add_argument("--size", default="160x48", help="terminal size, columns x rows")
+    parser.add_argument("--switch-interval", type=float, default=None,
+                        help="override sys.setswitchinterval (seconds) to compare GIL hand-over settings")
     arguments = parser.parse_args()
-    asyncio.run(measure(arguments.tokens, arguments.pack))
+    if arguments.switch_interval is not None:
+        sys.setswitchinterval(arguments.switch_interval)
+    columns, rows = (int(part) for part in arguments.size.lower().split("x"))
+    asyncio.run(measure(arguments.tokens, arguments.pack, (columns, rows)))

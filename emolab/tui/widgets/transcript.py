@@ -17,6 +17,7 @@ from emolab.tui.widgets.heat_strip import z_colour
 PALETTE = ["#e06c75", "#98c379", "#e5c07b", "#61afef", "#c678dd", "#56b6c2", "#d19a66", "#be5046",
            "#7ec699", "#f08d49", "#b392f0", "#ffab70"]
 TINT_THRESHOLD = 1.0  # |z| below this stays untinted
+SELECTED = Style(reverse=True)
 
 
 @dataclass
@@ -26,6 +27,7 @@ class TokenView:
     probe: np.ndarray | None
     marker: str | None = None  # a steering change that took effect on this token
     alert: str | None = None
+    styles: dict[str, Style] = field(default_factory=dict, repr=False)  # per tint mode, computed once
 
 
 @dataclass
@@ -112,8 +114,12 @@ class Transcript(VerticalScroll):
         for token in turn.tokens:
             if token.marker:
                 text.append(f" ⟂{token.marker} ", style="bold black on yellow")
-            style = self._token_style(token)
-            text.append(token.text, style=style + Style(meta={"token": token.index}))
+            style = token.styles.get(self.tint)
+            if style is None:  # a turn is redrawn per token: compute each token's style once, not per redraw
+                style = token.styles[self.tint] = self._token_style(token) + Style(meta={"token": token.index})
+            if token.index == self.selected:
+                style += SELECTED
+            text.append(token.text, style=style)
             if token.alert:
                 text.append(" ⚠", style="bold red")
         if turn.note:
@@ -122,8 +128,6 @@ class Transcript(VerticalScroll):
 
     def _token_style(self, token: TokenView) -> Style:
         style = Style()
-        if token.index == self.selected:
-            style += Style(reverse=True)
         if token.probe is None or self.tint == "off":
             return style
         if self.tint == "valence":
