@@ -1,13 +1,16 @@
 """Decode throughput: plain `model.generate` against the emolab engine, in one process.
 
-    (a) transformers `model.generate`, greedy
-    (b) the emolab engine, no pack
-    (c) the emolab engine, shipped pack, 8 emotions steering, all probes read every token
+    (a)  transformers `model.generate`, greedy, fp32: the baseline of issue 6
+    (a') the same in the engine's dtype (bf16 where the CPU does bf16 in hardware)
+    (b)  the emolab engine, no pack
+    (p)  the engine with the shipped pack: all 171 probes read every token, no steering
+    (c)  the engine with the shipped pack, 8 emotions steering, all probes read every token
+    (c32) (c) in fp32, to separate the dtype from the loop
 
-Same model, prompt and greedy settings; runs alternate (a, b, c, a, b, c, …) so that machine
-noise hits all three alike; the median of each is reported, with the ratios b/a and c/a.
+Same prompt and greedy settings; runs alternate (a, a', b, p, c, c32, a, …) so that machine
+noise hits all alike; the median of each is reported, with the ratios.
 
-    python benchmarks/decode_throughput.py [--tokens 200] [--repeats 3] [--dtype float32]
+    python benchmarks/decode_throughput.py [--tokens 200] [--repeats 3] [--dtype auto]
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ import time
 import torch
 from _common import machine, pack_path
 
+from emolab.core.devices import dtype_name
 from emolab.core.engine import Engine
 from emolab.core.events import TurnFinished
-from emolab.core.models import load_model
+from emolab.core.models import LoadedModel, load_model
 from emolab.core.pack import load_pack
 from emolab.core.sampling import Sampling
 
@@ -34,56 +38,68 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--dtype", default="auto", help="the engine's dtype (auto: what emolab chat picks)")
     parser.add_argument("--pack", default=None)
     args = parser.parse_args()
 
     pack = load_pack(pack_path(args.pack))
+    fp32 = load_model(pack.model_id, dtype="float32")
     loaded = load_model(pack.model_id, dtype=args.dtype)
     sampling = Sampling(temperature=0, max_tokens=args.tokens)
 
-    def engine_run(with_pack: bool) -> tuple[float, int]:
-        engine = Engine(loaded, pack if with_pack else None, sampling=sampling)
-        if with_pack:
+    def engine_run(model: LoadedModel, with_pack: bool, steering: bool) -> float:
+        engine = Engine(model, pack if with_pack else None, sampling=sampling)
+        if steering:
             engine.steering.update(STEERING)
         engine._eos_ids = set()  # always decode the full budget, as generate does below
         for event in engine.chat(PROMPT):
             if isinstance(event, TurnFinished):
-                return event.tokens_per_second, event.reply_tokens
+                return event.tokens_per_second
         raise RuntimeError("no end event")
 
-    prompt_ids = None
+    def generate_run(model: LoadedModel) -> float:
+        text = model.tokenizer.apply_chat_template([{"role": "user", "content": PROMPT}],
+                                                   add_generation_prompt=True, tokenize=False)
+        prompt_ids = model.tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
 
-    def generate_run() -> tuple[float, int]:
-        nonlocal prompt_ids
-        if prompt_ids is None:
-            text = loaded.tokenizer.apply_chat_template([{"role": "user", "content": PROMPT}],
-                                                        add_generation_prompt=True, tokenize=False)
-            prompt_ids = loaded.tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
         def timed(new_tokens: int) -> float:
             with torch.inference_mode():
                 began = time.perf_counter()
-                loaded.model.generate(prompt_ids, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                                      do_sample=False, pad_token_id=loaded.tokenizer.pad_token_id)
+                model.model.generate(prompt_ids, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                                     do_sample=False, pad_token_id=model.tokenizer.pad_token_id)
                 return time.perf_counter() - began
 
         # the prompt and the first token are excluded, as in the engine's tokens/s
-        seconds = timed(args.tokens) - timed(1)
-        return (args.tokens - 1) / seconds, args.tokens
+        return (args.tokens - 1) / (timed(args.tokens) - timed(1))
 
-    runs = {"a": [], "b": [], "c": []}
-    engine_run(True)  # warm-up
+    engine_dtype = dtype_name(loaded.dtype)
+    contenders = {
+        "a": ("generate, float32", lambda: generate_run(fp32)),
+        "a'": (f"generate, {engine_dtype}", lambda: generate_run(loaded)),
+        "b": (f"engine, no pack, {engine_dtype}", lambda: engine_run(loaded, False, False)),
+        "p": (f"engine, 171 probes, {engine_dtype}", lambda: engine_run(loaded, True, False)),
+        "c": (f"engine, probes + 8 steering, {engine_dtype}", lambda: engine_run(loaded, True, True)),
+        "c32": ("engine, probes + 8 steering, float32", lambda: engine_run(fp32, True, True)),
+    }
+    runs: dict[str, list[float]] = {key: [] for key in contenders}
+    engine_run(loaded, True, True)  # warm-up
+    generate_run(fp32)
     for _ in range(args.repeats):
-        runs["a"].append(generate_run()[0])
-        runs["b"].append(engine_run(False)[0])
-        runs["c"].append(engine_run(True)[0])
+        for key, (_, run) in contenders.items():
+            runs[key].append(run())
     median = {key: statistics.median(values) for key, values in runs.items()}
     print(f"machine   {machine()}")
-    print(f"model     {loaded.describe()}, {args.tokens} greedy tokens, {args.repeats} alternating runs each")
-    print(f"(a) generate                         {median['a']:6.1f} tok/s   runs {[round(v, 1) for v in runs['a']]}")
-    print(f"(b) engine, no pack                  {median['b']:6.1f} tok/s   runs {[round(v, 1) for v in runs['b']]}")
-    print(f"(c) engine, pack, 8 steering, probes {median['c']:6.1f} tok/s   runs {[round(v, 1) for v in runs['c']]}")
-    print(f"b/a {median['b'] / median['a']:.2f}   c/a {median['c'] / median['a']:.2f}")
+    print(f"model     {pack.model_id}, {args.tokens} greedy tokens, {args.repeats} alternating runs each")
+    for key, (label, _) in contenders.items():
+        print(f"({key}){' ' * (4 - len(key))}{label:<42} {median[key]:6.1f} tok/s   "
+              f"runs {[round(v, 1) for v in runs[key]]}")
+    ratio = {key: median[key] / median["a"] for key in median}
+    same_dtype = median["c"] / median["a'"]
+    print(f"b/a {ratio['b']:.2f}   c/a {ratio['c']:.2f} (target >= 2)   c/a' {same_dtype:.2f}   c32/a {ratio['c32']:.2f}")
+    step = {key: 1000 / median[key] for key in ("b", "p", "c")}
+    print(f"per step  no pack {step['b']:.1f} ms, probes {step['p'] - step['b']:+.1f} ms "
+          f"({(step['p'] - step['b']) / step['b']:+.1%}), steering {step['c'] - step['p']:+.1f} ms "
+          f"({(step['c'] - step['p']) / step['b']:+.1%}); targets: probes < 2%, steering < 1%")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,20 @@ def tiny_model_dir(tmp_path_factory, tiny_model):
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Tests never read or write the user's own cache (converted models, activations)."""
+    import os
+
+    previous = os.environ.get("EMOLAB_CACHE")
+    os.environ["EMOLAB_CACHE"] = str(tmp_path_factory.mktemp("isolated-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("EMOLAB_CACHE", None)
+    else:
+        os.environ["EMOLAB_CACHE"] = previous
+
+
 @pytest.fixture(scope="session")
 def bundled_cache(tmp_path_factory):
     """A fresh EMOLAB_CACHE with the bundled model converted by two processes racing each other."""

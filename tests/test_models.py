@@ -9,12 +9,18 @@ from emolab.core.errors import EmolabError, ModelNotFoundError
 from emolab.core.models import BundledModel, MARKER, convert_gguf, decoder_blocks, load_model
 
 
-def test_auto_device_on_this_machine_is_the_cpu_in_float32():
+def test_auto_device_on_this_machine_is_the_cpu():
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    device = pick_device("auto")
-    assert device.type in {"cpu", "mps"}
-    assert pick_dtype("auto", torch.device("cpu")) == torch.float32
+    assert pick_device("auto").type in {"cpu", "mps"}
+
+
+@pytest.mark.parametrize("native, expected", [(True, torch.bfloat16), (False, torch.float32)])
+def test_auto_dtype_on_the_cpu_is_bf16_only_where_the_cpu_does_it_in_hardware(monkeypatch, native, expected):
+    from emolab.core import devices
+
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: native)
+    assert pick_dtype("auto", torch.device("cpu")) == expected
 
 
 def test_explicit_dtypes():

@@ -35,14 +35,22 @@ def pick_device(requested: str = "auto") -> torch.device:
     return device
 
 
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX: bf16 matrix products in hardware. Elsewhere bf16 is emulated and slower."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
+
+
 def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
-    """`auto` is bf16 on GPUs that support it, fp16 on other GPUs, fp32 on the CPU."""
+    """`auto` is bf16 on GPUs that support it, fp16 on other GPUs, and on the CPU bf16 where the
+    CPU does bf16 in hardware (decoding twice as fast as fp32; probe readouts agree at r > 0.9999,
+    see BENCHMARKS.md), else fp32."""
     if requested == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         if device.type == "mps":
             return torch.float16
-        return torch.float32
+        return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
     try:
         return DTYPES[requested]
     except KeyError:

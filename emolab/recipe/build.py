@@ -20,6 +20,7 @@ import torch
 from emolab.core.errors import EmolabError
 from emolab.core.models import LoadedModel
 from emolab.core.pack import VectorPack
+from emolab.recipe.activation_cache import activation_key, cached
 from emolab.recipe.activations import mean_activations, token_activations
 from emolab.recipe.assemble import build_pack, directions_for_layer
 from emolab.recipe.corpus import CorpusPlan, CorpusTexts, build_corpus, package_lines, read_corpus
@@ -124,22 +125,36 @@ class StoryActivations:
 
 def collect_activations(loaded: LoadedModel, plan: CorpusPlan, texts: CorpusTexts, layers: Sequence[int], *,
                         start_token: int, batch_size: int, progress: Progress) -> StoryActivations:
+    """Read from the model, or from the activation cache when these very texts were read before."""
     stories, labels, topics = [], [], []
     for index, emotion in enumerate(plan.emotions):
         for topic, text in zip(texts.story_topics[emotion], texts.stories[emotion]):
             stories.append(text)
             labels.append(index)
             topics.append(topic)
+    key = activation_key(loaded, [*plan.emotions, "", *stories, "", *texts.neutral], layers, start_token)
+
+    def read() -> dict[str, torch.Tensor]:
+        means, neutral = _read_activations(loaded, stories, texts.neutral, layers, start_token=start_token,
+                                           batch_size=batch_size, progress=progress)
+        return {"means": means, "labels": torch.tensor(labels), "topics": torch.tensor(topics), "neutral": neutral}
+
+    found = cached(key, read)
+    return StoryActivations(tuple(layers), found["means"], found["labels"], found["topics"], found["neutral"])
+
+
+def _read_activations(loaded: LoadedModel, stories: list[str], neutral_texts: list[str], layers: Sequence[int], *,
+                      start_token: int, batch_size: int, progress: Progress) -> tuple[torch.Tensor, torch.Tensor]:
     means = []
     chunk = max(batch_size, 1) * 4
     for start in range(0, len(stories), chunk):
         means.append(mean_activations(loaded, stories[start:start + chunk], layers, start_token=start_token,
                                       batch_size=batch_size))
         progress("reading story activations", min(start + chunk, len(stories)), len(stories))
-    progress("reading neutral activations", 0, len(texts.neutral))
-    neutral = token_activations(loaded, texts.neutral, layers, batch_size=batch_size)
-    progress("reading neutral activations", len(texts.neutral), len(texts.neutral))
-    return StoryActivations(tuple(layers), torch.cat(means), torch.tensor(labels), torch.tensor(topics), neutral)
+    progress("reading neutral activations", 0, len(neutral_texts))
+    neutral = token_activations(loaded, neutral_texts, layers, batch_size=batch_size)
+    progress("reading neutral activations", len(neutral_texts), len(neutral_texts))
+    return torch.cat(means), neutral
 
 
 def heldout_accuracy(activations: StoryActivations, emotions: Sequence[str], column: int, *, heldout_every: int,

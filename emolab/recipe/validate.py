@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from emolab.core.devices import dtype_name
 from emolab.core.engine import Engine
 from emolab.core.errors import EmolabError
 from emolab.core.hooks import ResidualHooks
@@ -139,6 +140,7 @@ def validate(pack: VectorPack, loaded: LoadedModel, *, norms: Norms | None, prog
                                    "met": ratio >= TARGETS["top5_over_chance"]}
     return {
         "pack": pack.name, "pack_sha256": pack.sha256, "model": loaded.reference, "weights": loaded.weights_id,
+        "device": loaded.device.type, "dtype": dtype_name(loaded.dtype),
         "probe_layer": probe, "steer_layers": pack.steer_layers, "emotions": len(emotions),
         "stories": int(len(activations.labels)), "heldout_every": settings.heldout_every,
         "layers": sweep, "targets": verdict, "neighbours": neighbours, "logit_lens": lens,
@@ -161,8 +163,8 @@ def render_markdown(report: dict) -> str:
     lines = [f"# Validation of `{report['pack']}`", "",
              f"Model `{report['model']}` ({report['weights'][:23]}…), {report['emotions']} emotions, "
              f"{report['stories']} stories; probe layer {report['probe_layer']}, steering at "
-             f"{', '.join(map(str, report['steer_layers']))}. This is the paper's recipe on an open model, "
-             "not Claude's vectors.", "", "## Targets", "", "| target | value | goal | met |", "|---|---|---|---|"]
+             f"{', '.join(map(str, report['steer_layers']))}; run in {report.get('dtype', 'float32')} on "
+             f"{report.get('device', 'cpu')}. This is the paper's recipe on an open model, not Claude's vectors.", "", "## Targets", "", "| target | value | goal | met |", "|---|---|---|---|"]
     names = {"pc1_valence_abs_r": "PC1 vs human valence, abs(r)", "arousal_r": "PC2 or PC3 vs human arousal, abs(r)",
              "top5_over_chance": "held-out top-5 accuracy / chance"}
     for key, row in report["targets"].items():
