@@ -6,6 +6,8 @@
     (p)  the engine with the shipped pack: all 171 probes read every token, no steering
     (c)  the engine with the shipped pack, 8 emotions steering, all probes read every token
     (c32) (c) in fp32, to separate the dtype from the loop
+    (l)  llama.cpp on the same Q4_1 GGUF file, 2 threads, if llama-cpp-python is installed
+         (`pip install llama-cpp-python` builds it from source); skipped with a note otherwise
 
 Same prompt and greedy settings; runs alternate (a, a', b, p, c, c32, a, …) so that machine
 noise hits all alike; the median of each is reported, with the ratios.
@@ -25,7 +27,7 @@ from _common import machine, pack_path
 from emolab.core.devices import dtype_name
 from emolab.core.engine import Engine
 from emolab.core.events import TurnFinished
-from emolab.core.models import LoadedModel, load_model
+from emolab.core.models import DEFAULT_BUNDLED, LoadedModel, load_model
 from emolab.core.pack import load_pack
 from emolab.core.sampling import Sampling
 
@@ -72,6 +74,28 @@ def main() -> None:
         # the prompt and the first token are excluded, as in the engine's tokens/s
         return (args.tokens - 1) / (timed(args.tokens) - timed(1))
 
+    def llama_cpp_contender():
+        """llama.cpp's greedy decode speed, prompt excluded, or None with the reason it is skipped."""
+        try:
+            from llama_cpp import Llama
+        except ImportError:
+            return None, "llama-cpp-python is not installed"
+        gguf = DEFAULT_BUNDLED.locate()
+        if pack.model_id != DEFAULT_BUNDLED.reference or gguf is None:
+            return None, "the pack's model is not the bundled GGUF"
+        llm = Llama(model_path=str(gguf), n_threads=torch.get_num_threads(), n_ctx=1024, verbose=False)
+        text = fp32.tokenizer.apply_chat_template([{"role": "user", "content": PROMPT}],
+                                                  add_generation_prompt=True, tokenize=False)
+        no_end = {llm.token_eos(): -1e9}
+
+        def timed(new_tokens: int) -> float:
+            llm.reset()
+            began = time.perf_counter()
+            llm.create_completion(text, max_tokens=new_tokens, temperature=0.0, logit_bias=no_end)
+            return time.perf_counter() - began
+
+        return (lambda: (args.tokens - 1) / (timed(args.tokens) - timed(1))), ""
+
     engine_dtype = dtype_name(loaded.dtype)
     contenders = {
         "a": ("generate, float32", lambda: generate_run(fp32)),
@@ -81,6 +105,9 @@ def main() -> None:
         "c": (f"engine, probes + 8 steering, {engine_dtype}", lambda: engine_run(loaded, True, True)),
         "c32": ("engine, probes + 8 steering, float32", lambda: engine_run(fp32, True, True)),
     }
+    llama_run, skipped = llama_cpp_contender()
+    if llama_run is not None:
+        contenders["l"] = ("llama.cpp, Q4_1 GGUF", llama_run)
     runs: dict[str, list[float]] = {key: [] for key in contenders}
     engine_run(loaded, True, True)  # warm-up
     generate_run(fp32)
@@ -96,6 +123,10 @@ def main() -> None:
     ratio = {key: median[key] / median["a"] for key in median}
     same_dtype = median["c"] / median["a'"]
     print(f"b/a {ratio['b']:.2f}   c/a {ratio['c']:.2f} (target >= 2)   c/a' {same_dtype:.2f}   c32/a {ratio['c32']:.2f}")
+    if "l" in median:
+        print(f"c/llama.cpp {median['c'] / median['l']:.2f} (stretch goal >= 0.5)")
+    else:
+        print(f"(l)   llama.cpp skipped: {skipped}")
     step = {key: 1000 / median[key] for key in ("b", "p", "c")}
     print(f"per step  no pack {step['b']:.1f} ms, probes {step['p'] - step['b']:+.1f} ms "
           f"({(step['p'] - step['b']) / step['b']:+.1%}), steering {step['c'] - step['p']:+.1f} ms "

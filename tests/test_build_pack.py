@@ -85,7 +85,11 @@ def test_a_killed_build_resumes_without_loss_or_duplicates_then_validates(tmp_pa
     if NORMS.exists():
         assert report["layers"]["1"]["pc1_valence"]["n"] == 4  # all four words are in the norms
         assert "pc1_valence_abs_r" in report["targets"]
+    assert [row["topics"] for row in report["stories_sweep"]] == [1, 2, 3, 4]  # 4 training topics of 5
+    assert [row["stories"] for row in report["stories_sweep"]] == sorted(row["stories"] for row in report["stories_sweep"])
+    assert all("top5_over_chance" in row or "skipped" in row for row in report["stories_sweep"])
     markdown = (tmp_path / "report.md").read_text()
+    assert "## Number of stories" in markdown
     assert "## Layers" in markdown and "## Steering dose-response" in markdown
 
 

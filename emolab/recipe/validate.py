@@ -19,9 +19,12 @@ from emolab.core.models import LoadedModel
 from emolab.core.pack import VectorPack
 from emolab.core.sampling import Sampling
 from emolab.core.steering import SteeringVectors
-from emolab.recipe.build import BuildSettings, collect_activations, corpus_path, heldout_accuracy
+from emolab.recipe.assemble import directions_for_layer
+from emolab.recipe.build import (BuildSettings, StoryActivations, collect_activations, corpus_path,
+                                 heldout_accuracy)
 from emolab.recipe.corpus import CorpusPlan, read_corpus
-from emolab.recipe.metrics import Norms, correlate_with_norms, logit_lens, nearest_neighbours, pca_coordinates
+from emolab.recipe.metrics import (Norms, correlate_with_norms, logit_lens, nearest_neighbours, pca_coordinates,
+                                   rank_accuracy)
 
 SHOWCASE = ("happy", "desperate", "sad", "afraid", "calm", "angry", "loving", "proud", "nervous", "surprised")
 NEIGHBOUR_PROBES = ("afraid", "joyful", "angry", "sad", "calm")
@@ -89,6 +92,41 @@ def steering_dose_response(pack: VectorPack, loaded: LoadedModel, lens: dict, st
     return rows
 
 
+def story_count_sweep(activations: StoryActivations, emotions: Sequence[str], column: int, *, norms: Norms | None,
+                      heldout_every: int, denoise_variance: float) -> list[dict]:
+    """Quality against the number of stories: directions from the first k training topics only.
+
+    The held-out topics stay the same for every k, so the rows compare like with like.
+    """
+    held = activations.topics % heldout_every == heldout_every - 1
+    training = sorted(set(activations.topics[~held].tolist()))
+    rows = []
+    for count in sorted({max(1, round(len(training) * share)) for share in (0.25, 0.5, 0.75, 1.0)}):
+        keep = ~held & torch.isin(activations.topics, torch.tensor(training[:count]))
+        row: dict = {"topics": count, "stories": int(keep.sum()),
+                     "stories_per_emotion": round(int(keep.sum()) / len(emotions), 1)}
+        try:
+            layer = directions_for_layer(activations.means[keep, column], activations.labels[keep], emotions,
+                                         activations.neutral[:, column], denoise_variance=denoise_variance)
+        except EmolabError:  # an emotion with no usable story among so few topics
+            rows.append({**row, "skipped": "an emotion has no usable story"})
+            continue
+        scores = (activations.means[held, column] @ layer.directions.T - layer.neutral_mean) / layer.neutral_std
+        accuracy = rank_accuracy(scores, activations.labels[held])
+        row["top5_over_chance"] = round(accuracy.top5 / accuracy.chance_top5, 2)
+        row["top1"], row["top5"] = round(accuracy.top1, 4), round(accuracy.top5, 4)
+        geometry = geometry_for(layer.directions, emotions, norms)
+        if norms is not None:
+            row["pc1_valence_abs_r"] = _rounded_abs(geometry["pc1_valence"]["pearson"])
+            row["arousal_abs_r"] = max(_rounded_abs(geometry[key]["pearson"]) for key in ("pc2_arousal", "pc3_arousal"))
+        rows.append(row)
+    return rows
+
+
+def _rounded_abs(value: float | None) -> float:
+    return round(abs(value or 0.0), 4)
+
+
 def validate(pack: VectorPack, loaded: LoadedModel, *, norms: Norms | None, progress) -> dict:
     provenance = pack.manifest.get("provenance", {})
     if "plan" not in provenance or "settings" not in provenance:
@@ -117,6 +155,9 @@ def validate(pack: VectorPack, loaded: LoadedModel, *, norms: Norms | None, prog
                              **geometry_for(pack.layers[layer].directions, emotions, norms)}
     progress("scoring layers", len(layers), len(layers))
     probe = pack.probe_layer
+    sweep_by_stories = story_count_sweep(activations, emotions, layers.index(probe), norms=norms,
+                                         heldout_every=settings.heldout_every,
+                                         denoise_variance=settings.denoise_variance)
     lens = _logit_lens_table(pack, loaded, probe)
     directions = pack.layers[probe].directions
     neighbours = {name: nearest_neighbours(directions, emotions, name) for name in NEIGHBOUR_PROBES
@@ -143,7 +184,7 @@ def validate(pack: VectorPack, loaded: LoadedModel, *, norms: Norms | None, prog
         "device": loaded.device.type, "dtype": dtype_name(loaded.dtype),
         "probe_layer": probe, "steer_layers": pack.steer_layers, "emotions": len(emotions),
         "stories": int(len(activations.labels)), "heldout_every": settings.heldout_every,
-        "layers": sweep, "targets": verdict, "neighbours": neighbours, "logit_lens": lens,
+        "layers": sweep, "stories_sweep": sweep_by_stories, "targets": verdict, "neighbours": neighbours, "logit_lens": lens,
         "steering": steering,
         "counts": provenance.get("counts", {}),
     }
@@ -188,6 +229,18 @@ def render_markdown(report: dict) -> str:
         lines.append(f"| {layer}{marker} | {held['top1']:.3f} | {held['top5']:.3f} | {held['chance_top5']:.3f} | "
                      f"{variance[0]:.3f} | {variance[1]:.3f} | {corr('pc1_valence')} | {corr('pc2_arousal')} | "
                      f"{corr('pc3_arousal')} | {n} |")
+    if report.get("stories_sweep"):
+        lines += ["", f"## Number of stories (layer {report['probe_layer']})", "",
+                  "Directions built from the stories of the first k training topics only; the held-out topics "
+                  "are the same in every row.", "",
+                  "| topics | stories per emotion | held-out top-5 / chance | PC1~valence abs(r) | best of PC2, PC3 ~arousal abs(r) |",
+                  "|---|---|---|---|---|"]
+        for row in report["stories_sweep"]:
+            if "skipped" in row:
+                lines.append(f"| {row['topics']} | {row['stories_per_emotion']} | {row['skipped']} | | |")
+                continue
+            lines.append(f"| {row['topics']} | {row['stories_per_emotion']} | {row['top5_over_chance']} | "
+                         f"{row.get('pc1_valence_abs_r', '–')} | {row.get('arousal_abs_r', '–')} |")
     lines += ["", "## Nearest neighbours (cosine)", ""]
     for name, pairs in report["neighbours"].items():
         lines.append(f"- **{name}**: " + ", ".join(f"{other} {similarity:.2f}" for other, similarity in pairs))
