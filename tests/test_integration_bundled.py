@@ -76,14 +76,18 @@ def test_probes_separate_held_out_happy_and_sad_text(real_pack, bundled_model):
     assert joyful[happy] - joyful[sad] > grieving[happy] - grieving[sad]
 
 
-def test_greedy_engine_reply_equals_generate(bundled_model):
-    engine = Engine(bundled_model, sampling=Sampling(temperature=0, max_tokens=24))
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_greedy_engine_reply_equals_generate(bundled_cache, real_pack, dtype):
+    from emolab.core.models import load_model
+
+    model = load_model("bundled", dtype=dtype)
+    engine = Engine(model, real_pack, sampling=Sampling(temperature=0, max_tokens=48))  # all probes read
     events = list(engine.chat("Name three colours."))
     prompt = [e.token_id for e in events if isinstance(e, Token) and e.source == "prompt"]
     reply = [e.token_id for e in events if isinstance(e, Token) and e.source == "reply"]
     with torch.inference_mode():
-        generated = bundled_model.model.generate(torch.tensor([prompt]), max_new_tokens=24, do_sample=False,
-                                                 eos_token_id=sorted(engine._eos_ids))
+        generated = model.model.generate(torch.tensor([prompt]), max_new_tokens=48, do_sample=False,
+                                         eos_token_id=sorted(engine._eos_ids))
     assert reply == generated[0, len(prompt):].tolist()[: len(reply)]
     assert len(reply) > 0
 
