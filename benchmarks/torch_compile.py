@@ -22,6 +22,7 @@ from emolab.core.devices import dtype_name
 from emolab.core.models import load_model
 
 PROMPT = "Tell me a story about a lighthouse keeper."
+CACHE_LENGTH = 512
 
 
 def decode(loaded, step, tokens: int) -> tuple[float, list[int]]:
@@ -29,7 +30,7 @@ def decode(loaded, step, tokens: int) -> tuple[float, list[int]]:
     text = loaded.tokenizer.apply_chat_template([{"role": "user", "content": PROMPT}], add_generation_prompt=True,
                                                 tokenize=False)
     ids = loaded.tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
-    cache = StaticCache(config=model.config, max_cache_len=ids.shape[1] + tokens + 8)
+    cache = StaticCache(config=model.config, max_cache_len=CACHE_LENGTH)  # one shape: no recompiles
     with torch.inference_mode():
         length = ids.shape[1]
         out = model(input_ids=ids, past_key_values=cache, cache_position=torch.arange(length), use_cache=True,
