@@ -19,7 +19,7 @@ import torch
 
 from emolab.core.errors import EmolabError
 from emolab.core.models import LoadedModel
-from emolab.core.pack import VectorPack
+from emolab.core.pack import LayerData, VectorPack
 from emolab.recipe.activation_cache import activation_key, cached
 from emolab.recipe.activations import mean_activations, token_activations
 from emolab.recipe.assemble import build_pack, directions_for_layer
@@ -157,16 +157,33 @@ def _read_activations(loaded: LoadedModel, stories: list[str], neutral_texts: li
     return torch.cat(means), neutral
 
 
-def heldout_accuracy(activations: StoryActivations, emotions: Sequence[str], column: int, *, heldout_every: int,
-                     denoise_variance: float) -> Accuracy:
-    """Directions from the stories of most topics, scored on the stories of the held-out topics."""
+def heldout_topics(activations: StoryActivations, heldout_every: int) -> torch.Tensor:
+    """A mask of the stories whose topic is held out: every `heldout_every`th topic."""
     held = activations.topics % heldout_every == heldout_every - 1
     if not bool(held.any()) or bool(held.all()):
         raise EmolabError(f"cannot hold out every {heldout_every}th topic with this many topics: use more --topics")
-    train = directions_for_layer(activations.means[~held, column], activations.labels[~held], emotions,
+    return held
+
+
+def heldout_fit(activations: StoryActivations, emotions: Sequence[str], column: int, *, heldout_every: int,
+                denoise_variance: float, training_topics: Sequence[int] | None = None) -> tuple[LayerData, Accuracy]:
+    """Directions from the stories of the training topics (all, or just `training_topics`), and their
+    accuracy on the stories of the held-out topics."""
+    held = heldout_topics(activations, heldout_every)
+    train = ~held
+    if training_topics is not None:
+        train &= torch.isin(activations.topics, torch.tensor(list(training_topics)))
+    layer = directions_for_layer(activations.means[train, column], activations.labels[train], emotions,
                                  activations.neutral[:, column], denoise_variance=denoise_variance)
-    scores = (activations.means[held, column] @ train.directions.T - train.neutral_mean) / train.neutral_std
-    return rank_accuracy(scores, activations.labels[held])
+    scores = (activations.means[held, column] @ layer.directions.T - layer.neutral_mean) / layer.neutral_std
+    return layer, rank_accuracy(scores, activations.labels[held])
+
+
+def heldout_accuracy(activations: StoryActivations, emotions: Sequence[str], column: int, *, heldout_every: int,
+                     denoise_variance: float) -> Accuracy:
+    """Directions from the stories of most topics, scored on the stories of the held-out topics."""
+    return heldout_fit(activations, emotions, column, heldout_every=heldout_every,
+                       denoise_variance=denoise_variance)[1]
 
 
 def build(loaded: LoadedModel, settings: BuildSettings, out: Path, progress: Progress) -> tuple[VectorPack, dict]:

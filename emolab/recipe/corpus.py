@@ -116,8 +116,7 @@ class CorpusFile:
         """Create the file, or check its header and return the records already in it, by key."""
         if not self.path.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            header = {"type": "header", "fingerprint": self.plan.fingerprint, "plan": asdict(self.plan)}
-            self._append_lines([json.dumps(header, ensure_ascii=False)])
+            self._append_lines([self._header_line()])
             return {}
         raw = self.path.read_bytes()
         complete = raw[: raw.rfind(b"\n") + 1]
@@ -140,7 +139,7 @@ class CorpusFile:
                     f"{self.path}: this corpus was made with different settings ({', '.join(differing) or 'plan'}); "
                     "resuming would mix corpora, so use another --out or the original settings"
                 )
-            lines[0] = self._rewrite_header()
+            lines[0] = self._rewrite_header(complete[complete.find(b"\n") + 1:])
         records = {}
         for number, line in enumerate(lines[1:], start=2):
             try:
@@ -156,13 +155,13 @@ class CorpusFile:
         old, new = recorded.get("topics") or [], current["topics"]
         return differing == ["topics"] and len(new) > len(old) and new[: len(old)] == old
 
-    def _rewrite_header(self) -> str:
+    def _header_line(self) -> str:
+        return json.dumps({"type": "header", "fingerprint": self.plan.fingerprint, "plan": asdict(self.plan)},
+                          ensure_ascii=False)
+
+    def _rewrite_header(self, records: bytes) -> str:
         """Swap in the larger plan's header, through a temporary file and a rename, keeping every record."""
-        header = json.dumps({"type": "header", "fingerprint": self.plan.fingerprint, "plan": asdict(self.plan)},
-                            ensure_ascii=False)
-        with self.path.open("rb") as source:
-            source.readline()
-            records = source.read()
+        header = self._header_line()
         temporary = self.path.with_name(self.path.name + ".grow")
         with temporary.open("wb") as target:
             target.write(header.encode("utf-8") + b"\n" + records)

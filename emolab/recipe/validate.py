@@ -19,12 +19,10 @@ from emolab.core.models import LoadedModel
 from emolab.core.pack import VectorPack
 from emolab.core.sampling import Sampling
 from emolab.core.steering import SteeringVectors
-from emolab.recipe.assemble import directions_for_layer
 from emolab.recipe.build import (BuildSettings, StoryActivations, collect_activations, corpus_path,
-                                 heldout_accuracy)
+                                 heldout_accuracy, heldout_fit, heldout_topics)
 from emolab.recipe.corpus import CorpusPlan, read_corpus
-from emolab.recipe.metrics import (Norms, correlate_with_norms, logit_lens, nearest_neighbours, pca_coordinates,
-                                   rank_accuracy)
+from emolab.recipe.metrics import Norms, correlate_with_norms, logit_lens, nearest_neighbours, pca_coordinates
 
 SHOWCASE = ("happy", "desperate", "sad", "afraid", "calm", "angry", "loving", "proud", "nervous", "surprised")
 NEIGHBOUR_PROBES = ("afraid", "joyful", "angry", "sad", "calm")
@@ -98,21 +96,18 @@ def story_count_sweep(activations: StoryActivations, emotions: Sequence[str], co
 
     The held-out topics stay the same for every k, so the rows compare like with like.
     """
-    held = activations.topics % heldout_every == heldout_every - 1
+    held = heldout_topics(activations, heldout_every)
     training = sorted(set(activations.topics[~held].tolist()))
     rows = []
     for count in sorted({max(1, round(len(training) * share)) for share in (0.25, 0.5, 0.75, 1.0)}):
-        keep = ~held & torch.isin(activations.topics, torch.tensor(training[:count]))
-        row: dict = {"topics": count, "stories": int(keep.sum()),
-                     "stories_per_emotion": round(int(keep.sum()) / len(emotions), 1)}
+        used = int((~held & torch.isin(activations.topics, torch.tensor(training[:count]))).sum())
+        row: dict = {"topics": count, "stories": used, "stories_per_emotion": round(used / len(emotions), 1)}
         try:
-            layer = directions_for_layer(activations.means[keep, column], activations.labels[keep], emotions,
-                                         activations.neutral[:, column], denoise_variance=denoise_variance)
+            layer, accuracy = heldout_fit(activations, emotions, column, heldout_every=heldout_every,
+                                          denoise_variance=denoise_variance, training_topics=training[:count])
         except EmolabError:  # an emotion with no usable story among so few topics
             rows.append({**row, "skipped": "an emotion has no usable story"})
             continue
-        scores = (activations.means[held, column] @ layer.directions.T - layer.neutral_mean) / layer.neutral_std
-        accuracy = rank_accuracy(scores, activations.labels[held])
         row["top5_over_chance"] = round(accuracy.top5 / accuracy.chance_top5, 2)
         row["top1"], row["top5"] = round(accuracy.top1, 4), round(accuracy.top5, 4)
         geometry = geometry_for(layer.directions, emotions, norms)

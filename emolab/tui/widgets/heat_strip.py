@@ -6,10 +6,11 @@ from collections import deque
 
 import numpy as np
 from rich.color import Color
-from rich.style import Style
 from rich.segment import Segment
+from rich.style import Style
 from textual.strip import Strip
-from textual.widget import Widget
+
+from emolab.tui.widgets.cached_lines import CachedLines
 
 SATURATION_Z = 4.0
 
@@ -29,16 +30,13 @@ def z_colour(value: float) -> Color:
 PALETTE = {level: Style(color=z_colour(level / LEVELS * SATURATION_Z)) for level in range(-LEVELS, LEVELS + 1)}
 
 
-def z_level(value: float) -> int:
-    return int(np.clip(np.rint(value / SATURATION_Z * LEVELS), -LEVELS, LEVELS))
+def z_levels(values: np.ndarray) -> np.ndarray:
+    """The palette level of each z value."""
+    return np.clip(np.rint(values / SATURATION_Z * LEVELS), -LEVELS, LEVELS).astype(int)
 
 
-class HeatStrip(Widget):
-    """Drawn with the line API: each row is a label and one segment per run of equal shade.
-
-    Building segments directly skips Rich text, markup and wrapping; the strip redraws on
-    every token, so its cost is the console's frame time.
-    """
+class HeatStrip(CachedLines):
+    """Each row is a label and one segment per run of equal shade."""
 
     DEFAULT_CSS = "HeatStrip { height: auto; }"
 
@@ -48,43 +46,30 @@ class HeatStrip(Widget):
         self.indices: list[int] = []  # pack indices of the rows
         self.history: deque[np.ndarray] = deque(maxlen=history)
         self.label_width = label_width
-        self._strips: list[Strip] | None = None
 
     def set_rows(self, names: list[str], indices: list[int]) -> None:
         self.rows, self.indices = names, indices
-        self._strips = None
-        self.refresh(layout=True)
+        self.redraw(layout=True)
 
     def push(self, probes: list[np.ndarray]) -> None:
         self.history.extend(probes)
-        self._strips = None
-        self.refresh()
+        self.redraw()
 
     def clear(self) -> None:
         self.history.clear()
-        self._strips = None
-        self.refresh()
-
-    def on_resize(self) -> None:
-        self._strips = None
+        self.redraw()
 
     def get_content_height(self, container, viewport, width: int) -> int:
         return max(1, len(self.rows))
 
-    def render_line(self, y: int) -> Strip:
-        if self._strips is None:
-            self._strips = self._draw()
-        return self._strips[y] if y < len(self._strips) else Strip.blank(self.size.width, self.rich_style)
-
-    def _draw(self) -> list[Strip]:
+    def draw(self) -> list[Strip]:
         base = self.rich_style
         shades = {level: base + style for level, style in PALETTE.items()}
         width = max(1, self.size.width - self.label_width - 1)
         recent = list(self.history)[-width:]
         levels = None
         if recent and self.indices:
-            values = np.stack(recent)[:, self.indices].T  # [rows, tokens]
-            levels = np.clip(np.rint(values / SATURATION_Z * LEVELS), -LEVELS, LEVELS).astype(int)
+            levels = z_levels(np.stack(recent)[:, self.indices].T)  # [rows, tokens]
         strips = []
         for row, name in enumerate(self.rows):
             label = name if len(name) <= self.label_width else name[: self.label_width - 1] + "…"

@@ -11,13 +11,14 @@ from collections.abc import Sequence
 from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
-from textual.widget import Widget
+
+from emolab.tui.widgets.cached_lines import CachedLines
 
 POSITIVE, NEGATIVE = Style(color="green"), Style(color="red")
 AXIS, TITLE, EMPTY = Style(color="bright_black"), Style(bold=True), Style(color="bright_black")
 
 
-class SignedBars(Widget):
+class SignedBars(CachedLines):
     DEFAULT_CSS = "SignedBars { height: auto; min-height: 1; }"
 
     def __init__(self, *, scale: float = 4.0, label_width: int = 11, id: str | None = None) -> None:
@@ -26,27 +27,17 @@ class SignedBars(Widget):
         self.title = ""
         self.scale = scale  # |value| that fills half the bar
         self.label_width = label_width
-        self._strips: list[Strip] | None = None
 
     def show(self, rows: Sequence[tuple[str, float]], title: str = "") -> None:
         resized = len(rows) != len(self.rows) or bool(title) != bool(self.title)
         self.rows = list(rows)
         self.title = title
-        self._strips = None
-        self.refresh(layout=resized)  # a new layout of the side panel per token would stall the screen
-
-    def on_resize(self) -> None:
-        self._strips = None
+        self.redraw(layout=resized)  # a new layout of the side panel per token would stall the screen
 
     def get_content_height(self, container, viewport, width: int) -> int:
         return max(1, len(self.rows) + (1 if self.title else 0))
 
-    def render_line(self, y: int) -> Strip:
-        if self._strips is None:
-            self._strips = self._draw()
-        return self._strips[y] if y < len(self._strips) else Strip.blank(self.size.width, self.rich_style)
-
-    def _draw(self) -> list[Strip]:
+    def draw(self) -> list[Strip]:
         base, width = self.rich_style, self.size.width
         half = max(2, (width - self.label_width - 8) // 2)
         lines: list[list[Segment]] = []
