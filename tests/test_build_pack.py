@@ -70,12 +70,18 @@ def test_a_killed_build_resumes_without_loss_or_duplicates_then_validates(tmp_pa
     assert set(provenance["layer_quality"]) == {"1", "2", "3"}
     assert provenance["plan"]["topics"][0] == "an eviction notice taped to the door"
 
-    args = ["validate", str(out), "--out", str(tmp_path / "report")]
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    refused = CliRunner().invoke(main, ["validate", str(out), "--out", str(blocker / "report")])
+    assert refused.exit_code == 2 and "cannot write there" in refused.output
+    assert "Traceback" not in refused.output
+
+    args = ["validate", str(out), "--out", str(tmp_path / "reports" / "new" / "report")]  # folders are created
     if NORMS.exists():
         args += ["--norms", str(NORMS)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    report = json.loads((tmp_path / "report.json").read_text())
+    report = json.loads((tmp_path / "reports" / "new" / "report.json").read_text())
     assert set(report["layers"]) == {"1", "2", "3"}
     for row in report["layers"].values():
         assert row["heldout"]["n"] == 4 and row["heldout"]["n_classes"] == 4
@@ -88,7 +94,7 @@ def test_a_killed_build_resumes_without_loss_or_duplicates_then_validates(tmp_pa
     assert [row["topics"] for row in report["stories_sweep"]] == [1, 2, 3, 4]  # 4 training topics of 5
     assert [row["stories"] for row in report["stories_sweep"]] == sorted(row["stories"] for row in report["stories_sweep"])
     assert all("top5_over_chance" in row or "skipped" in row for row in report["stories_sweep"])
-    markdown = (tmp_path / "report.md").read_text()
+    markdown = (tmp_path / "reports" / "new" / "report.md").read_text()
     assert "## Number of stories" in markdown
     assert "## Layers" in markdown and "## Steering dose-response" in markdown
 

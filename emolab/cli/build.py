@@ -107,16 +107,18 @@ def build_pack(model, out, name, emotions_file, topics, stories_per_topic, neutr
 def validate(pack_path, norms, report_path, model, device, dtype, trust_remote_code):
     """Validate a pack: held-out accuracy, logit lens, geometry, neighbours, steering."""
     from emolab.core.pack import load_pack
+    from emolab.recipe.build import writable_folder
     from emolab.recipe.metrics import read_norms
     from emolab.recipe.validate import validate as run_validation, write_report
 
     pack = load_pack(pack_path)
+    target = Path(report_path) if report_path else pack.path / "REPORT"
+    writable_folder(target.parent)  # before the long validation, not after it
     human = read_norms(norms) if norms else None
     loaded = _load(model or pack.model_id, device, dtype, trust_remote_code)
     pack.check_model(loaded.hidden_size, loaded.num_layers, loaded.reference)
     with staged_progress("", rates=True) as progress:
         report = run_validation(pack, loaded, norms=human, progress=progress)
-    target = Path(report_path) if report_path else pack.path / "REPORT"
     markdown, data = write_report(report, target)
     for key, row in report["targets"].items():
         click.echo(f"{key:<20} {row['value']:>8}  target {row['target']}  {'met' if row['met'] else 'NOT met'}")

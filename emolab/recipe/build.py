@@ -62,6 +62,17 @@ class BuildSettings:
             raise EmolabError("a pack needs at least two emotions: the recipe subtracts their mean")
 
 
+def writable_folder(folder: Path) -> Path:
+    """Create the folder if needed and check that files can be written there, before any long work."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / ".write-test").touch()
+        (folder / ".write-test").unlink()
+    except OSError as error:
+        raise EmolabError(f"{folder}: cannot write there ({error.strerror})") from None
+    return folder
+
+
 def default_layers(num_layers: int) -> tuple[int, ...]:
     """Every third block from one third to five sixths of the depth, plus two-thirds depth."""
     sweep = set(range(num_layers // 3, (num_layers * 5) // 6 + 1, 3))
@@ -187,13 +198,7 @@ def heldout_accuracy(activations: StoryActivations, emotions: Sequence[str], col
 
 
 def build(loaded: LoadedModel, settings: BuildSettings, out: Path, progress: Progress) -> tuple[VectorPack, dict]:
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / ".write-test").touch()
-        (out / ".write-test").unlink()
-    except OSError as error:
-        raise EmolabError(f"{out}: cannot write there ({error.strerror})") from None
+    out = writable_folder(Path(out))
     plan = corpus_plan(loaded, settings)
     layers = settings.layers or default_layers(loaded.num_layers)
     bad = [layer for layer in layers if not 0 <= layer < loaded.num_layers]
