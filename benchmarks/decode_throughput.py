@@ -2,7 +2,8 @@
 
     (a)  transformers `model.generate`, greedy, fp32: the baseline of issue 6
     (a') the same in the engine's dtype (bf16 where the CPU does bf16 in hardware)
-    (b)  the emolab engine, no pack
+    (b)  the emolab engine, no pack (its lean decoder)
+    (bt) the same through transformers' forward and hooks: what the lean decoder saves
     (p)  the engine with the shipped pack: all 171 probes read every token, no steering
     (c)  the engine with the shipped pack, 8 emotions steering, all probes read every token
     (c32) (c) in fp32, to separate the dtype from the loop
@@ -49,8 +50,8 @@ def main() -> None:
     loaded = load_model(pack.model_id, dtype=args.dtype)
     sampling = Sampling(temperature=0, max_tokens=args.tokens)
 
-    def engine_run(model: LoadedModel, with_pack: bool, steering: bool) -> float:
-        engine = Engine(model, pack if with_pack else None, sampling=sampling)
+    def engine_run(model: LoadedModel, with_pack: bool, steering: bool, decoder: str = "auto") -> float:
+        engine = Engine(model, pack if with_pack else None, sampling=sampling, decoder=decoder)
         if steering:
             engine.steering.update(STEERING)
         engine._eos_ids = set()  # always decode the full budget, as generate does below
@@ -101,6 +102,8 @@ def main() -> None:
         "a": ("generate, float32", lambda: generate_run(fp32)),
         "a'": (f"generate, {engine_dtype}", lambda: generate_run(loaded)),
         "b": (f"engine, no pack, {engine_dtype}", lambda: engine_run(loaded, False, False)),
+        "bt": (f"engine, no pack, {engine_dtype}, transformers fwd",
+               lambda: engine_run(loaded, False, False, "transformers")),
         "p": (f"engine, 171 probes, {engine_dtype}", lambda: engine_run(loaded, True, False)),
         "c": (f"engine, probes + 8 steering, {engine_dtype}", lambda: engine_run(loaded, True, True)),
         "c32": ("engine, probes + 8 steering, float32", lambda: engine_run(fp32, True, True)),
@@ -122,7 +125,7 @@ def main() -> None:
               f"runs {[round(v, 1) for v in runs[key]]}")
     ratio = {key: median[key] / median["a"] for key in median}
     same_dtype = median["c"] / median["a'"]
-    print(f"b/a {ratio['b']:.2f}   c/a {ratio['c']:.2f} (target >= 2)   c/a' {same_dtype:.2f}   c32/a {ratio['c32']:.2f}")
+    print(f"b/a {ratio['b']:.2f}   b/bt {median['b'] / median['bt']:.2f}   c/a {ratio['c']:.2f} (target >= 2)   c/a' {same_dtype:.2f}   c32/a {ratio['c32']:.2f}")
     if "l" in median:
         print(f"c/llama.cpp {median['c'] / median['l']:.2f} (stretch goal >= 0.5)")
     else:

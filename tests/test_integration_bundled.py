@@ -76,12 +76,14 @@ def test_probes_separate_held_out_happy_and_sad_text(real_pack, bundled_model):
     assert joyful[happy] - joyful[sad] > grieving[happy] - grieving[sad]
 
 
+@pytest.mark.parametrize("decoder", ["lean", "transformers"])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_greedy_engine_reply_equals_generate(bundled_cache, real_pack, dtype):
+def test_greedy_engine_reply_equals_generate(bundled_cache, real_pack, dtype, decoder):
     from emolab.core.models import load_model
 
     model = load_model("bundled", dtype=dtype)
-    engine = Engine(model, real_pack, sampling=Sampling(temperature=0, max_tokens=48))  # all probes read
+    engine = Engine(model, real_pack, sampling=Sampling(temperature=0, max_tokens=48),  # all probes read
+                    decoder=decoder)
     events = list(engine.chat("Name three colours."))
     prompt = [e.token_id for e in events if isinstance(e, Token) and e.source == "prompt"]
     reply = [e.token_id for e in events if isinstance(e, Token) and e.source == "reply"]
@@ -112,3 +114,17 @@ def test_steering_changes_the_greedy_reply(real_pack, bundled_model):
         return [e.token_id for e in engine.chat("Tell me about your day.") if getattr(e, "source", "") == "reply"]
 
     assert reply(0.0) != reply(0.8)
+
+
+def test_lean_and_transformers_decoders_agree_over_a_steered_two_turn_chat(real_pack, bundled_model):
+    def chat(decoder):
+        engine = Engine(bundled_model, real_pack, sampling=Sampling(temperature=0, max_tokens=24), decoder=decoder)
+        engine.steering.set("happy", 0.4)
+        tokens = [e for text in ("Hi!", "What should I cook tonight?") for e in engine.chat(text)
+                  if isinstance(e, Token)]
+        return [t.token_id for t in tokens], np.stack([t.probe for t in tokens])
+
+    lean_ids, lean_probe = chat("lean")
+    reference_ids, reference_probe = chat("transformers")
+    assert lean_ids == reference_ids
+    np.testing.assert_allclose(lean_probe, reference_probe, atol=1e-3)

@@ -24,7 +24,7 @@ from emolab.core.conversation import Conversation, fit_to_context
 from emolab.core.detokenize import IncrementalDecoder
 from emolab.core.errors import ContextOverflowError, EmolabError
 from emolab.core.events import Event, Token, TurnFinished, TurnStarted, Truncated
-from emolab.core.hooks import ResidualHooks
+from emolab.core.decoders import open_decoder
 from emolab.core.models import LoadedModel
 from emolab.core.pack import VectorPack
 from emolab.core.probes import Probe
@@ -42,6 +42,7 @@ class Engine:
         *,
         sampling: Sampling | None = None,
         system_prompt: str | None = None,
+        decoder: str = "auto",
     ):
         self.loaded = model
         self.pack = pack
@@ -67,12 +68,12 @@ class Engine:
                 pack, device_of={layer: _block_device(blocks[layer], model) for layer in pack.steer_layers},
                 dtype=model.dtype,
             )
-            self._hooks = ResidualHooks(blocks, probe_layer=pack.probe_layer, steer_layers=pack.steer_layers)
         else:
             self.steering = None
             self.probe = None
             self._vectors = None
-            self._hooks = ResidualHooks(blocks, probe_layer=None, steer_layers=())
+        self.decoder = open_decoder(model, probe_layer=pack.probe_layer if pack is not None else None,
+                                    steer_layers=pack.steer_layers if pack is not None else (), kind=decoder)
 
     # -- commands (any thread) ------------------------------------------------------------------
 
@@ -119,7 +120,7 @@ class Engine:
 
     def _reply(self, sampling: Sampling | None) -> Iterator[Event]:
         sampling = sampling or self.sampling
-        with self._busy_guard(), torch.inference_mode(), self._hooks:
+        with self._busy_guard(), torch.inference_mode(), self.decoder:
             self._stop.clear()
             budget = self.loaded.context_window - min(sampling.max_tokens, self.loaded.context_window // 2)
             try:
@@ -178,12 +179,9 @@ class Engine:
             raise ContextOverflowError(
                 f"the text is {len(ids)} tokens, but the context window is {self.loaded.context_window}"
             )
-        with self._busy_guard(), torch.inference_mode(), self._hooks:
-            self._hooks.additions = {}
-            self._hooks.captured = None
-            input_ids = torch.tensor([ids], device=self.loaded.input_device)
-            self.loaded.model(input_ids=input_ids, use_cache=False, logits_to_keep=1)
-            readouts = self.probe.read(self._hooks.captured[0])
+        with self._busy_guard(), torch.inference_mode(), self.decoder:
+            _, residuals = self.decoder.forward(ids, self.decoder.new_cache(), {})
+            readouts = self.probe.read(residuals)
             yield from self._token_events(ids, 0, readouts, NO_STEERING, "text")
 
     # -- internals ------------------------------------------------------------------------------
@@ -200,29 +198,25 @@ class Engine:
 
     def _reuse_cache(self, ids: list[int]) -> int:
         """Keep the cached prefix that the new prompt shares; at least one token must be new."""
-        from transformers import DynamicCache
-
         shared = 0
         limit = min(len(self._cached_ids), len(ids) - 1)
         while shared < limit and self._cached_ids[shared] == ids[shared]:
             shared += 1
         if self._cache is None or shared == 0:
-            self._cache = DynamicCache(config=self.loaded.model.config)
+            self._cache = self.decoder.new_cache()
             shared = 0
-        elif shared < len(self._cached_ids):
-            self._cache.crop(shared - len(self._cached_ids))  # a negative count removes that many
+        else:
+            self.decoder.crop(self._cache, shared)
         self._cached_ids = self._cached_ids[:shared]
         return shared
 
     def _forward(self, ids: list[int], snapshot: SteeringSnapshot):
         """Feed `ids` through the model; return the next-token logits and the probe readouts."""
-        self._hooks.additions = self._vectors.for_snapshot(snapshot) if self._vectors is not None else {}
-        self._hooks.captured = None
-        input_ids = torch.tensor([ids], device=self.loaded.input_device)
-        output = self.loaded.model(input_ids=input_ids, past_key_values=self._cache, use_cache=True, logits_to_keep=1)
+        additions = self._vectors.for_snapshot(snapshot) if self._vectors is not None else {}
+        logits, residuals = self.decoder.forward(ids, self._cache, additions)
         self._cached_ids.extend(ids)
-        readouts = self.probe.read(self._hooks.captured[0]) if self.probe is not None else None
-        return output.logits[0, -1], readouts
+        readouts = self.probe.read(residuals) if self.probe is not None else None
+        return logits, readouts
 
     def _token_events(self, ids, start, readouts, snapshot, source) -> Iterator[Token]:
         decoder = IncrementalDecoder(self.loaded.tokenizer)

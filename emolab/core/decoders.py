@@ -1,0 +1,63 @@
+"""Decoders: feed tokens through a model with steering added and the probe residual read.
+
+Both kinds share one small interface, used by the engine:
+
+    with decoder:                                   # hooks installed (if any) for this block
+        cache = decoder.new_cache()
+        logits, residuals = decoder.forward(ids, cache, additions)   # additions: layer → vector
+        decoder.crop(cache, keep)                   # drop all but the first `keep` cached tokens
+
+- `LeanLlamaDecoder` (lean_llama.py): a flat forward pass for Llama-style models, the fast path.
+- `TransformersDecoder`: the model's own forward with forward hooks; runs any causal LM.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from emolab.core.hooks import ResidualHooks
+from emolab.core.lean_llama import LeanLlamaDecoder, lean_unsupported_reason
+from emolab.core.models import LoadedModel
+
+DECODER_CHOICES = ("auto", "lean", "transformers")
+
+
+class TransformersDecoder:
+    def __init__(self, loaded: LoadedModel, *, probe_layer: int | None, steer_layers):
+        self.model = loaded.model
+        self.input_device = loaded.input_device
+        self._hooks = ResidualHooks(loaded.blocks, probe_layer=probe_layer, steer_layers=steer_layers)
+
+    def __enter__(self) -> "TransformersDecoder":
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._hooks.__exit__(*exc_info)
+
+    def new_cache(self):
+        from transformers import DynamicCache
+
+        return DynamicCache(config=self.model.config)
+
+    def crop(self, cache, keep: int) -> None:
+        length = cache.get_seq_length()
+        if keep < length:
+            cache.crop(keep - length)  # a negative count removes that many
+
+    def forward(self, ids: list[int], cache, additions: dict[int, torch.Tensor]):
+        self._hooks.additions = additions
+        self._hooks.captured = None
+        input_ids = torch.tensor([ids], device=self.input_device)
+        output = self.model(input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        captured = self._hooks.captured
+        return output.logits[0, -1], (captured[0] if captured is not None else None)
+
+
+def open_decoder(loaded: LoadedModel, *, probe_layer: int | None, steer_layers, kind: str = "auto"):
+    """The lean decoder where it can run the model exactly, else transformers' forward."""
+    if kind not in DECODER_CHOICES:
+        raise ValueError(f"unknown decoder {kind!r}; choose one of {', '.join(DECODER_CHOICES)}")
+    if kind == "lean" or (kind == "auto" and lean_unsupported_reason(loaded.model) is None):
+        return LeanLlamaDecoder(loaded.model, probe_layer=probe_layer)
+    return TransformersDecoder(loaded, probe_layer=probe_layer, steer_layers=steer_layers)

@@ -1,0 +1,217 @@
+"""A lean forward pass for Llama-style decoders (Llama, SmolLM2, Mistral, Qwen2).
+
+transformers' forward spends about a fifth of a CPU decode step in per-layer Python: kwargs
+plumbing, mask building, cache bookkeeping, module hooks. This module runs the same ops on the
+same weights in one flat loop, with a preallocated KV cache, and adds steering and reads the
+probe residual inline instead of through hooks. Every op mirrors transformers' own (RMSNorm in
+float32, RoPE from the model's rotary module, SDPA with the same GQA and mask choices), so
+greedy tokens match `generate`; tests check that.
+
+On the CPU the projection weights are also packed once into oneDNN's blocked layout. A
+batch-1 decode step is a chain of small matrix-vector products, and the packed kernel runs
+them 1.5-2x faster than `F.linear` on plain weights. In bfloat16 its results are bit-identical
+to `F.linear`'s; in float32 they differ in the last bits (oneDNN instead of MKL sums in another
+order). The packed copies cost one more copy of the projection weights in memory.
+
+Anything else (other architectures, weights split over devices, sliding windows) uses
+`TransformersDecoder`; `lean_unsupported_reason` says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+SUPPORTED_TYPES = ("llama", "mistral", "qwen2")
+CACHE_CHUNK = 256  # the KV cache grows in steps of this many tokens
+
+
+def lean_unsupported_reason(model: torch.nn.Module) -> str | None:
+    """None if `LeanLlamaDecoder` can run this model exactly, else the reason it cannot."""
+    config = model.config
+    if config.model_type not in SUPPORTED_TYPES:
+        return f"model type {config.model_type!r} is not one of {', '.join(SUPPORTED_TYPES)}"
+    if getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True):
+        return "the model uses sliding-window attention"
+    if getattr(config, "hidden_act", "silu") != "silu":
+        return f"the activation is {config.hidden_act!r}, not silu"
+    if getattr(config, "pretraining_tp", 1) != 1:
+        return "the model uses tensor-parallel slicing (pretraining_tp)"
+    if len({parameter.device for parameter in model.parameters()}) != 1:
+        return "the weights are spread over several devices"
+    return None
+
+
+def can_prepack(device: torch.device, dtype: torch.dtype) -> bool:
+    return device.type == "cpu" and dtype in (torch.bfloat16, torch.float32) and torch.backends.mkldnn.is_available()
+
+
+class PackedLinear:
+    """`linear(x)` through a weight packed once for oneDNN."""
+
+    def __init__(self, linear: torch.nn.Linear):
+        self.weight = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), 1)  # tuned for batch 1
+        self.bias = linear.bias.detach() if linear.bias is not None else None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [None], "")
+
+
+@dataclass
+class _Layer:
+    input_norm: torch.Tensor
+    input_eps: float
+    q: Callable[[torch.Tensor], torch.Tensor]
+    k: Callable[[torch.Tensor], torch.Tensor]
+    v: Callable[[torch.Tensor], torch.Tensor]
+    o: Callable[[torch.Tensor], torch.Tensor]
+    post_norm: torch.Tensor
+    post_eps: float
+    gate: Callable[[torch.Tensor], torch.Tensor]
+    up: Callable[[torch.Tensor], torch.Tensor]
+    down: Callable[[torch.Tensor], torch.Tensor]
+
+
+class LeanKVCache:
+    """Keys and values for every layer, preallocated and grown in chunks; `length` tokens are valid."""
+
+    def __init__(self, layers: int, kv_heads: int, head_dim: int, *, limit: int, dtype, device):
+        self.limit = limit
+        self.length = 0
+        shape = (layers, 1, kv_heads, 0, head_dim)
+        self.keys = torch.empty(shape, dtype=dtype, device=device)
+        self.values = torch.empty(shape, dtype=dtype, device=device)
+
+    def crop(self, keep: int) -> None:
+        self.length = min(self.length, keep)
+
+    def reserve(self, length: int) -> None:
+        capacity = self.keys.shape[3]
+        if length <= capacity:
+            return
+        if length > self.limit:
+            raise ValueError(f"the KV cache holds at most {self.limit} tokens, not {length}")
+        grown = min(self.limit, -(-length // CACHE_CHUNK) * CACHE_CHUNK)
+        for name in ("keys", "values"):
+            old = getattr(self, name)
+            new = old.new_empty((*old.shape[:3], grown, old.shape[4]))
+            new[:, :, :, : self.length] = old[:, :, :, : self.length]
+            setattr(self, name, new)
+
+
+class LeanLlamaDecoder:
+    """Feed tokens, get next-token logits; steering added and the probe residual read on the way.
+
+    Block L's output is `hidden_states[L + 1]`. The probe layer's residual is read before that
+    layer's own steering is added, exactly as `ResidualHooks` does for the transformers path.
+    """
+
+    def __init__(self, model: torch.nn.Module, *, probe_layer: int | None, prepack: bool | None = None):
+        """prepack: pack the projection weights for oneDNN (None: wherever that is possible)."""
+        reason = lean_unsupported_reason(model)
+        if reason is not None:
+            raise ValueError(f"the lean decoder cannot run this model: {reason}")
+        self.model = model
+        self.probe_layer = probe_layer
+        config = model.config
+        inner = model.model
+        weight = inner.embed_tokens.weight
+        self.device, self.dtype = weight.device, weight.dtype
+        self.prepacked = can_prepack(self.device, self.dtype) if prepack is None else prepack
+        linear = PackedLinear if self.prepacked else (lambda module: module)
+        self._embed = inner.embed_tokens
+        self._rotary = inner.rotary_emb
+        self._final_norm = inner.norm.weight
+        self._final_eps = inner.norm.variance_epsilon
+        self._head = linear(model.get_output_embeddings())
+        self.heads = config.num_attention_heads
+        self.kv_heads = config.num_key_value_heads
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
+        self.scale = self.head_dim**-0.5
+        self.context_window = config.max_position_embeddings
+        self._layers = [
+            _Layer(block.input_layernorm.weight, block.input_layernorm.variance_epsilon,
+                   *(linear(getattr(block.self_attn, name)) for name in ("q_proj", "k_proj", "v_proj", "o_proj")),
+                   block.post_attention_layernorm.weight, block.post_attention_layernorm.variance_epsilon,
+                   *(linear(getattr(block.mlp, name)) for name in ("gate_proj", "up_proj", "down_proj")))
+            for block in inner.layers[: config.num_hidden_layers]
+        ]
+
+    def __enter__(self) -> "LeanLlamaDecoder":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        return None
+
+    def new_cache(self) -> LeanKVCache:
+        return LeanKVCache(len(self._layers), self.kv_heads, self.head_dim, limit=self.context_window,
+                           dtype=self.dtype, device=self.device)
+
+    def crop(self, cache: LeanKVCache, keep: int) -> None:
+        cache.crop(keep)
+
+    def forward(self, ids: list[int], cache: LeanKVCache, additions: dict[int, torch.Tensor]):
+        """Logits for the token after `ids` ([vocab]) and the probe layer's residuals ([n, H] or None)."""
+        count, start = len(ids), cache.length
+        end = start + count
+        cache.reserve(end)
+        x = self._embed(torch.tensor([ids], device=self.device))
+        positions = torch.arange(start, end, device=self.device).unsqueeze(0)
+        cos, sin = self._rotary(x, positions)
+        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+        mask = _offset_causal_mask(count, start, self.device) if count > 1 and start > 0 else None
+        captured = None
+        for index, layer in enumerate(self._layers):
+            h = _rms_norm(x, layer.input_norm, layer.input_eps)
+            q = layer.q(h).view(1, count, self.heads, self.head_dim).transpose(1, 2)
+            k = layer.k(h).view(1, count, self.kv_heads, self.head_dim).transpose(1, 2)
+            v = layer.v(h).view(1, count, self.kv_heads, self.head_dim).transpose(1, 2)
+            q = q * cos + _rotate_half(q) * sin
+            k = k * cos + _rotate_half(k) * sin
+            cache.keys[index, :, :, start:end] = k
+            cache.values[index, :, :, start:end] = v
+            x = x + layer.o(self._attend(q, cache.keys[index, :, :, :end], cache.values[index, :, :, :end], mask))
+            h = _rms_norm(x, layer.post_norm, layer.post_eps)
+            x = x + layer.down(F.silu(layer.gate(h)) * layer.up(h))
+            if index == self.probe_layer:
+                captured = x[0]
+            addition = additions.get(index)
+            if addition is not None:
+                x = x + addition
+        cache.length = end
+        last = _rms_norm(x[:, -1:], self._final_norm, self._final_eps)
+        return self._head(last)[0, -1], captured
+
+    def _attend(self, q, keys, values, mask):
+        """Attention as transformers' SDPA path computes it, so that the numbers match."""
+        count = q.shape[2]
+        if mask is None:
+            out = F.scaled_dot_product_attention(q, keys, values, scale=self.scale, is_causal=count > 1,
+                                                 enable_gqa=self.heads != self.kv_heads)
+        else:  # transformers repeats the KV heads when there is a mask
+            groups = self.heads // self.kv_heads
+            keys = keys.repeat_interleave(groups, dim=1) if groups > 1 else keys
+            values = values.repeat_interleave(groups, dim=1) if groups > 1 else values
+            out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=self.scale)
+        return out.transpose(1, 2).reshape(1, count, -1)
+
+
+def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    # transformers' LlamaRMSNorm, op for op: the statistics in float32, the weight applied after the cast back
+    wide = x.to(torch.float32)
+    wide = wide * torch.rsqrt(wide.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * wide.to(x.dtype)
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def _offset_causal_mask(count: int, start: int, device) -> torch.Tensor:
+    """[count, start + count] booleans: new token i sees every cached token and new tokens up to i."""
+    rows = torch.arange(count, device=device)[:, None] + start
+    return torch.arange(start + count, device=device)[None, :] <= rows

@@ -1,0 +1,123 @@
+"""The lean decoder computes what transformers' forward computes, with steering and probe reads."""
+
+import pytest
+import torch
+
+from emolab.core import lean_llama
+from emolab.core.decoders import TransformersDecoder, open_decoder
+from emolab.core.lean_llama import LeanLlamaDecoder, lean_unsupported_reason
+from emolab.core.models import LoadedModel
+from tests.tiny import tiny_loaded_model
+
+
+def tiny_qwen2(*, kv_heads: int) -> LoadedModel:
+    """A Qwen2: biased q/k/v projections, and here a choice of grouped or full KV heads."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                         num_attention_heads=4, num_key_value_heads=kv_heads, max_position_embeddings=128)
+    torch.manual_seed(1)
+    model = Qwen2ForCausalLM(config).eval()
+    for name, parameter in model.named_parameters():
+        if name.endswith("bias"):  # random init leaves them zero, which would test nothing
+            parameter.data.normal_(0, 0.5)
+    return LoadedModel(model, None, reference="tiny-qwen2", source="local", device=torch.device("cpu"),
+                       dtype=torch.float32, known_weights_id="tiny-qwen2")
+
+
+MODELS = {
+    "llama-gqa": lambda: tiny_loaded_model(),
+    "qwen2-bias-gqa": lambda: tiny_qwen2(kv_heads=2),
+    "qwen2-bias-mha": lambda: tiny_qwen2(kv_heads=4),
+}
+
+
+def run_turns(decoder, turns, additions):
+    """Feed each turn (a prefill, then single tokens) through one cache, cropping where asked."""
+    outputs = []
+    with torch.inference_mode(), decoder:
+        cache = decoder.new_cache()
+        for ids, crop_to in turns:
+            if crop_to is not None:
+                decoder.crop(cache, crop_to)
+            outputs.append(decoder.forward(ids, cache, additions))
+    return outputs
+
+
+@pytest.mark.parametrize("prepack", [True, False], ids=["packed", "plain"])
+@pytest.mark.parametrize("name", MODELS)
+def test_lean_forward_matches_transformers_forward(name, prepack):
+    loaded = MODELS[name]()
+    probe_layer, steer = 1, {0: torch.randn(32) * 0.5, 1: torch.randn(32) * 0.5}
+    vocab = loaded.model.config.vocab_size
+    generator = torch.Generator().manual_seed(0)
+
+    def ids(n):
+        return torch.randint(3, vocab, (n,), generator=generator).tolist()
+
+    turns = [(ids(9), None), (ids(1), None), (ids(1), None),
+             (ids(6), None),  # a prefill behind a cached prefix: the masked path
+             (ids(4), 7),  # a cropped cache, then a prefill
+             (ids(1), None)]
+    reference = run_turns(TransformersDecoder(loaded, probe_layer=probe_layer, steer_layers=steer), turns, steer)
+    lean = run_turns(LeanLlamaDecoder(loaded.model, probe_layer=probe_layer, prepack=prepack), turns, steer)
+    for (want_logits, want_residuals), (logits, residuals) in zip(reference, lean, strict=True):
+        torch.testing.assert_close(logits, want_logits, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(residuals, want_residuals, rtol=1e-5, atol=1e-5)
+
+
+def test_steering_changes_the_lean_output_and_the_probe_reads_before_its_own_layer():
+    loaded = tiny_loaded_model()
+    decoder = LeanLlamaDecoder(loaded.model, probe_layer=1)
+    push = torch.randn(32) * 3
+    plain = run_turns(decoder, [([5, 6, 7], None)], {})[0]
+    at_probe = run_turns(decoder, [([5, 6, 7], None)], {1: push})[0]
+    before_probe = run_turns(decoder, [([5, 6, 7], None)], {0: push})[0]
+    torch.testing.assert_close(at_probe[1], plain[1])  # a slider does not light up its own bar
+    assert not torch.allclose(at_probe[0], plain[0])
+    assert not torch.allclose(before_probe[1], plain[1])
+
+
+def test_the_cache_grows_in_chunks_and_keeps_what_it_held(monkeypatch):
+    monkeypatch.setattr(lean_llama, "CACHE_CHUNK", 4)
+    loaded = tiny_loaded_model()
+    turns = [([5, 6, 7], None)] + [([8 + i], None) for i in range(10)]
+    lean = run_turns(LeanLlamaDecoder(loaded.model, probe_layer=None), turns, {})
+    reference = run_turns(TransformersDecoder(loaded, probe_layer=None, steer_layers=()), turns, {})
+    torch.testing.assert_close(lean[-1][0], reference[-1][0], rtol=1e-5, atol=1e-5)
+
+
+def test_the_cache_refuses_to_grow_past_the_context_window():
+    loaded = tiny_loaded_model(context=16)
+    decoder = LeanLlamaDecoder(loaded.model, probe_layer=None)
+    with pytest.raises(ValueError, match="at most 16 tokens"):
+        run_turns(decoder, [(list(range(3, 20)), None)], {})
+
+
+def test_auto_picks_lean_for_llama_and_transformers_for_other_architectures():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    llama = tiny_loaded_model()
+    assert isinstance(open_decoder(llama, probe_layer=1, steer_layers=[0]), LeanLlamaDecoder)
+    assert isinstance(open_decoder(llama, probe_layer=1, steer_layers=[0], kind="transformers"),
+                      TransformersDecoder)
+
+    gpt2 = GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=50)).eval()
+    assert "gpt2" in lean_unsupported_reason(gpt2)
+    loaded = LoadedModel(gpt2, None, reference="tiny-gpt2", source="local", device=torch.device("cpu"),
+                         dtype=torch.float32, known_weights_id="tiny-gpt2")
+    assert isinstance(open_decoder(loaded, probe_layer=1, steer_layers=[0]), TransformersDecoder)
+    with pytest.raises(ValueError, match="cannot run this model"):
+        open_decoder(loaded, probe_layer=1, steer_layers=[0], kind="lean")
+    with pytest.raises(ValueError, match="unknown decoder"):
+        open_decoder(loaded, probe_layer=1, steer_layers=[0], kind="fast")
+
+
+def test_packed_bfloat16_weights_give_bit_identical_results():
+    model = tiny_loaded_model(hidden=64).model.to(torch.bfloat16)
+    turns = [([5, 6, 7, 8], None), ([9], None), ([10, 11], None)]
+    steer = {0: torch.randn(64, dtype=torch.bfloat16)}
+    packed = run_turns(LeanLlamaDecoder(model, probe_layer=2, prepack=True), turns, steer)
+    plain = run_turns(LeanLlamaDecoder(model, probe_layer=2, prepack=False), turns, steer)
+    for (logits, residuals), (want_logits, want_residuals) in zip(packed, plain, strict=True):
+        assert torch.equal(logits, want_logits) and torch.equal(residuals, want_residuals)
