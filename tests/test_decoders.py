@@ -121,3 +121,17 @@ def test_packed_bfloat16_weights_give_bit_identical_results():
     plain = run_turns(LeanLlamaDecoder(model, probe_layer=2, prepack=False), turns, steer)
     for (logits, residuals), (want_logits, want_residuals) in zip(packed, plain, strict=True):
         assert torch.equal(logits, want_logits) and torch.equal(residuals, want_residuals)
+
+
+def test_a_packed_projection_matches_its_linears_with_and_without_biases():
+    from emolab.core.lean_llama import PackedProjection
+
+    torch.manual_seed(0)
+    with_bias, without_bias = torch.nn.Linear(16, 8), torch.nn.Linear(16, 4, bias=False)
+    x = torch.randn(1, 3, 16)
+    with torch.inference_mode():
+        for linears in [(with_bias, without_bias), (without_bias,), (with_bias,)]:
+            outputs = PackedProjection(*linears)(x)
+            assert len(outputs) == len(linears)
+            for output, linear in zip(outputs, linears, strict=True):
+                torch.testing.assert_close(output, linear(x), rtol=1e-5, atol=1e-5)
