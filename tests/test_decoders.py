@@ -5,7 +5,8 @@ import torch
 
 from emolab.core import lean_llama
 from emolab.core.decoders import TransformersDecoder, open_decoder
-from emolab.core.lean_llama import LeanLlamaDecoder, lean_unsupported_reason
+from emolab.core.lean_llama import LeanLlamaDecoder
+from emolab.core.llama_weights import LlamaWeights, module_unsupported_reason
 from emolab.core.models import LoadedModel
 from tests.tiny import tiny_loaded_model
 
@@ -23,6 +24,10 @@ def tiny_qwen2(*, kv_heads: int) -> LoadedModel:
             parameter.data.normal_(0, 0.5)
     return LoadedModel(model, None, reference="tiny-qwen2", source="local", device=torch.device("cpu"),
                        dtype=torch.float32, known_weights_id="tiny-qwen2")
+
+
+def lean_decoder(model, **options) -> LeanLlamaDecoder:
+    return LeanLlamaDecoder(LlamaWeights.from_module(model), **options)
 
 
 MODELS = {
@@ -60,7 +65,7 @@ def test_lean_forward_matches_transformers_forward(name, prepack):
              (ids(4), 7),  # a cropped cache, then a prefill
              (ids(1), None)]
     reference = run_turns(TransformersDecoder(loaded, probe_layer=probe_layer, steer_layers=steer), turns, steer)
-    lean = run_turns(LeanLlamaDecoder(loaded.model, probe_layer=probe_layer, prepack=prepack), turns, steer)
+    lean = run_turns(lean_decoder(loaded.model, probe_layer=probe_layer, prepack=prepack), turns, steer)
     for (want_logits, want_residuals), (logits, residuals) in zip(reference, lean, strict=True):
         torch.testing.assert_close(logits, want_logits, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(residuals, want_residuals, rtol=1e-5, atol=1e-5)
@@ -68,7 +73,7 @@ def test_lean_forward_matches_transformers_forward(name, prepack):
 
 def test_steering_changes_the_lean_output_and_the_probe_reads_before_its_own_layer():
     loaded = tiny_loaded_model()
-    decoder = LeanLlamaDecoder(loaded.model, probe_layer=1)
+    decoder = lean_decoder(loaded.model, probe_layer=1)
     push = torch.randn(32) * 3
     plain = run_turns(decoder, [([5, 6, 7], None)], {})[0]
     at_probe = run_turns(decoder, [([5, 6, 7], None)], {1: push})[0]
@@ -82,14 +87,14 @@ def test_the_cache_grows_in_chunks_and_keeps_what_it_held(monkeypatch):
     monkeypatch.setattr(lean_llama, "CACHE_CHUNK", 4)
     loaded = tiny_loaded_model()
     turns = [([5, 6, 7], None)] + [([8 + i], None) for i in range(10)]
-    lean = run_turns(LeanLlamaDecoder(loaded.model, probe_layer=None), turns, {})
+    lean = run_turns(lean_decoder(loaded.model, probe_layer=None), turns, {})
     reference = run_turns(TransformersDecoder(loaded, probe_layer=None, steer_layers=()), turns, {})
     torch.testing.assert_close(lean[-1][0], reference[-1][0], rtol=1e-5, atol=1e-5)
 
 
 def test_the_cache_refuses_to_grow_past_the_context_window():
     loaded = tiny_loaded_model(context=16)
-    decoder = LeanLlamaDecoder(loaded.model, probe_layer=None)
+    decoder = lean_decoder(loaded.model, probe_layer=None)
     with pytest.raises(ValueError, match="at most 16 tokens"):
         run_turns(decoder, [(list(range(3, 20)), None)], {})
 
@@ -103,7 +108,7 @@ def test_auto_picks_lean_for_llama_and_transformers_for_other_architectures():
                       TransformersDecoder)
 
     gpt2 = GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=50)).eval()
-    assert "gpt2" in lean_unsupported_reason(gpt2)
+    assert "gpt2" in module_unsupported_reason(gpt2)
     loaded = LoadedModel(gpt2, None, reference="tiny-gpt2", source="local", device=torch.device("cpu"),
                          dtype=torch.float32, known_weights_id="tiny-gpt2")
     assert isinstance(open_decoder(loaded, probe_layer=1, steer_layers=[0]), TransformersDecoder)
@@ -117,8 +122,8 @@ def test_packed_bfloat16_weights_give_bit_identical_results():
     model = tiny_loaded_model(hidden=64).model.to(torch.bfloat16)
     turns = [([5, 6, 7, 8], None), ([9], None), ([10, 11], None)]
     steer = {0: torch.randn(64, dtype=torch.bfloat16)}
-    packed = run_turns(LeanLlamaDecoder(model, probe_layer=2, prepack=True), turns, steer)
-    plain = run_turns(LeanLlamaDecoder(model, probe_layer=2, prepack=False), turns, steer)
+    packed = run_turns(lean_decoder(model, probe_layer=2, prepack=True), turns, steer)
+    plain = run_turns(lean_decoder(model, probe_layer=2, prepack=False), turns, steer)
     for (logits, residuals), (want_logits, want_residuals) in zip(packed, plain, strict=True):
         assert torch.equal(logits, want_logits) and torch.equal(residuals, want_residuals)
 
@@ -131,7 +136,7 @@ def test_a_packed_projection_matches_its_linears_with_and_without_biases():
     x = torch.randn(1, 3, 16)
     with torch.inference_mode():
         for linears in [(with_bias, without_bias), (without_bias,), (with_bias,)]:
-            outputs = PackedProjection(*linears)(x)
+            outputs = PackedProjection(*((linear.weight, linear.bias) for linear in linears))(x)
             assert len(outputs) == len(linears)
             for output, linear in zip(outputs, linears, strict=True):
                 torch.testing.assert_close(output, linear(x), rtol=1e-5, atol=1e-5)

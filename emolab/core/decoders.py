@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 
 from emolab.core.hooks import ResidualHooks
-from emolab.core.lean_llama import LeanLlamaDecoder, lean_unsupported_reason
+from emolab.core.lean_llama import LeanLlamaDecoder
+from emolab.core.llama_weights import LlamaWeights, module_unsupported_reason
 from emolab.core.models import LoadedModel
 
 DECODER_CHOICES = ("auto", "lean", "transformers")
@@ -58,6 +59,9 @@ def open_decoder(loaded: LoadedModel, *, probe_layer: int | None, steer_layers, 
     """The lean decoder where it can run the model exactly, else transformers' forward."""
     if kind not in DECODER_CHOICES:
         raise ValueError(f"unknown decoder {kind!r}; choose one of {', '.join(DECODER_CHOICES)}")
-    if kind == "lean" or (kind == "auto" and lean_unsupported_reason(loaded.model) is None):
-        return LeanLlamaDecoder(loaded.model, probe_layer=probe_layer)
+    if kind != "transformers":
+        if loaded.lean_weights is not None:
+            return LeanLlamaDecoder(loaded.lean_weights, probe_layer=probe_layer)
+        if kind == "lean" or module_unsupported_reason(loaded.model) is None:
+            return LeanLlamaDecoder(LlamaWeights.from_module(loaded.model), probe_layer=probe_layer)
     return TransformersDecoder(loaded, probe_layer=probe_layer, steer_layers=steer_layers)

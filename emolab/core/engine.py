@@ -59,14 +59,12 @@ class Engine:
         # Replays set this: token index → the steering state that must choose that token.
         self.schedule: Callable[[int], Mapping[str, float] | None] | None = None
 
-        blocks = model.blocks
         if pack is not None:
             pack.check_model(model.hidden_size, model.num_layers, model.reference)
             self.steering: SteeringState | None = SteeringState(pack)
-            self.probe: Probe | None = Probe(pack, device=_block_device(blocks[pack.probe_layer], model))
+            self.probe: Probe | None = Probe(pack, device=model.layer_device(pack.probe_layer))
             self._vectors = SteeringVectors(
-                pack, device_of={layer: _block_device(blocks[layer], model) for layer in pack.steer_layers},
-                dtype=model.dtype,
+                pack, device_of={layer: model.layer_device(layer) for layer in pack.steer_layers}, dtype=model.dtype,
             )
         else:
             self.steering = None
@@ -244,13 +242,10 @@ class Engine:
 
 
 def _eos_ids(model: LoadedModel) -> set[int]:
-    ids: set[int] = set()
-    for source in (model.model.generation_config, model.model.config, model.tokenizer):
-        value = getattr(source, "eos_token_id", None)
-        if isinstance(value, int):
-            ids.add(value)
-        elif isinstance(value, (list, tuple)):
-            ids.update(int(v) for v in value)
+    ids = model.end_token_ids()
+    value = getattr(model.tokenizer, "eos_token_id", None)
+    if isinstance(value, int):
+        ids.add(value)
     # Chat models end a turn with their template's end marker even when config names another EOS.
     for marker in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>"):
         token_id = model.tokenizer.convert_tokens_to_ids(marker)
@@ -258,9 +253,3 @@ def _eos_ids(model: LoadedModel) -> set[int]:
         if isinstance(token_id, int) and token_id >= 0 and token_id != unk:
             ids.add(token_id)
     return ids
-
-
-def _block_device(block: torch.nn.Module, model: LoadedModel) -> torch.device:
-    for parameter in block.parameters():
-        return parameter.device
-    return model.input_device

@@ -15,7 +15,7 @@ differ in the last bits (oneDNN instead of MKL sums in another order). The packe
 one more copy of the projection weights in memory.
 
 Anything else (other architectures, weights split over devices, sliding windows) uses
-`TransformersDecoder`; `lean_unsupported_reason` says why.
+`TransformersDecoder`; `llama_weights.module_unsupported_reason` says why.
 """
 
 from __future__ import annotations
@@ -26,24 +26,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-SUPPORTED_TYPES = ("llama", "mistral", "qwen2")
+from emolab.core.llama_weights import LlamaWeights
+
 CACHE_CHUNK = 256  # the KV cache grows in steps of this many tokens
-
-
-def lean_unsupported_reason(model: torch.nn.Module) -> str | None:
-    """None if `LeanLlamaDecoder` can run this model exactly, else the reason it cannot."""
-    config = model.config
-    if config.model_type not in SUPPORTED_TYPES:
-        return f"model type {config.model_type!r} is not one of {', '.join(SUPPORTED_TYPES)}"
-    if getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True):
-        return "the model uses sliding-window attention"
-    if getattr(config, "hidden_act", "silu") != "silu":
-        return f"the activation is {config.hidden_act!r}, not silu"
-    if getattr(config, "pretraining_tp", 1) != 1:
-        return "the model uses tensor-parallel slicing (pretraining_tp)"
-    if len({parameter.device for parameter in model.parameters()}) != 1:
-        return "the weights are spread over several devices"
-    return None
 
 
 def can_prepack(device: torch.device, dtype: torch.dtype) -> bool:
@@ -51,6 +36,7 @@ def can_prepack(device: torch.device, dtype: torch.dtype) -> bool:
 
 
 Projection = Callable[[torch.Tensor], tuple[torch.Tensor, ...]]
+Linear = tuple[torch.Tensor, "torch.Tensor | None"]  # (weight [out, in], bias [out] or None)
 
 
 class PackedProjection:
@@ -60,38 +46,36 @@ class PackedProjection:
     bit-identical outputs (tested), with one kernel call instead of several.
     """
 
-    def __init__(self, *linears: torch.nn.Linear):
-        weight = torch.cat([linear.weight.detach() for linear in linears])
-        biases = [linear.bias for linear in linears]
+    def __init__(self, *linears: Linear):
+        weight = torch.cat([linear_weight for linear_weight, _ in linears])
+        biases = [bias for _, bias in linears]
         if any(bias is None for bias in biases) and not all(bias is None for bias in biases):
-            biases = [bias if bias is not None else weight.new_zeros(linear.out_features)
-                      for bias, linear in zip(biases, linears)]
-        self.bias = torch.cat([bias.detach() for bias in biases]) if biases[0] is not None else None
+            biases = [bias if bias is not None else weight.new_zeros(linear_weight.shape[0])
+                      for linear_weight, bias in linears]
+        self.bias = torch.cat(biases) if biases[0] is not None else None
         self.weight = torch.ops.mkldnn._reorder_linear_weight(weight, 1)  # tuned for batch 1
-        self.sizes = [linear.out_features for linear in linears]
+        self.sizes = [linear_weight.shape[0] for linear_weight, _ in linears]
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [None], "").split(self.sizes, -1)
 
 
 class PlainProjection:
-    """The same interface over the modules themselves: one product per linear."""
+    """The same interface on plain weights: one `F.linear` per linear, as transformers runs them."""
 
-    def __init__(self, *linears: torch.nn.Linear):
+    def __init__(self, *linears: Linear):
         self.linears = linears
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(linear(x) for linear in self.linears)
+        return tuple(F.linear(x, weight, bias) for weight, bias in self.linears)
 
 
 @dataclass
 class _Layer:
     input_norm: torch.Tensor
-    input_eps: float
     qkv: Projection
     o: Projection
     post_norm: torch.Tensor
-    post_eps: float
     gate_up: Projection
     down: Projection
 
@@ -130,37 +114,36 @@ class LeanLlamaDecoder:
     layer's own steering is added, exactly as `ResidualHooks` does for the transformers path.
     """
 
-    def __init__(self, model: torch.nn.Module, *, probe_layer: int | None, prepack: bool | None = None):
+    def __init__(self, weights: LlamaWeights, *, probe_layer: int | None, prepack: bool | None = None):
         """prepack: pack the projection weights for oneDNN (None: wherever that is possible)."""
-        reason = lean_unsupported_reason(model)
-        if reason is not None:
-            raise ValueError(f"the lean decoder cannot run this model: {reason}")
-        self.model = model
         self.probe_layer = probe_layer
-        config = model.config
-        inner = model.model
-        weight = inner.embed_tokens.weight
-        self.device, self.dtype = weight.device, weight.dtype
+        embed = weights.tensors["model.embed_tokens.weight"]
+        self.device, self.dtype = embed.device, embed.dtype
         self.prepacked = can_prepack(self.device, self.dtype) if prepack is None else prepack
         projection = PackedProjection if self.prepacked else PlainProjection
-        self._embed = inner.embed_tokens
-        self._rotary = inner.rotary_emb
-        self._final_norm = inner.norm.weight
-        self._final_eps = inner.norm.variance_epsilon
-        self._head = projection(model.get_output_embeddings())
-        self.heads = config.num_attention_heads
-        self.kv_heads = config.num_key_value_heads
-        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
+
+        def linear(name: str) -> Linear:
+            return weights.tensors[f"{name}.weight"], weights.get(f"{name}.bias")
+
+        self._embed = embed
+        self._rotary = weights.rotary
+        self._final_norm = weights.tensors["model.norm.weight"]
+        self._head = projection((weights.head, None))
+        self.eps = weights.rms_eps
+        self.heads, self.kv_heads, self.head_dim = weights.heads, weights.kv_heads, weights.head_dim
         self.scale = self.head_dim**-0.5
-        self.context_window = config.max_position_embeddings
-        self._layers = [
-            _Layer(block.input_layernorm.weight, block.input_layernorm.variance_epsilon,
-                   projection(block.self_attn.q_proj, block.self_attn.k_proj, block.self_attn.v_proj),
-                   projection(block.self_attn.o_proj),
-                   block.post_attention_layernorm.weight, block.post_attention_layernorm.variance_epsilon,
-                   projection(block.mlp.gate_proj, block.mlp.up_proj), projection(block.mlp.down_proj))
-            for block in inner.layers[: config.num_hidden_layers]
-        ]
+        self.context_window = weights.context_window
+        self._layers = []
+        for index in range(weights.layers):
+            block = f"model.layers.{index}"
+            self._layers.append(_Layer(
+                input_norm=weights.tensors[f"{block}.input_layernorm.weight"],
+                qkv=projection(*(linear(f"{block}.self_attn.{name}") for name in ("q_proj", "k_proj", "v_proj"))),
+                o=projection(linear(f"{block}.self_attn.o_proj")),
+                post_norm=weights.tensors[f"{block}.post_attention_layernorm.weight"],
+                gate_up=projection(linear(f"{block}.mlp.gate_proj"), linear(f"{block}.mlp.up_proj")),
+                down=projection(linear(f"{block}.mlp.down_proj")),
+            ))
 
     def __enter__(self) -> "LeanLlamaDecoder":
         return self
@@ -180,14 +163,14 @@ class LeanLlamaDecoder:
         count, start = len(ids), cache.length
         end = start + count
         cache.reserve(end)
-        x = self._embed(torch.tensor([ids], device=self.device))
+        x = F.embedding(torch.tensor([ids], device=self.device), self._embed)
         positions = torch.arange(start, end, device=self.device).unsqueeze(0)
         cos, sin = self._rotary(x, positions)
         cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
         mask = _offset_causal_mask(count, start, self.device) if count > 1 and start > 0 else None
         captured = None
         for index, layer in enumerate(self._layers):
-            h = _rms_norm(x, layer.input_norm, layer.input_eps)
+            h = _rms_norm(x, layer.input_norm, self.eps)
             q, k, v = layer.qkv(h)
             q = q.view(1, count, self.heads, self.head_dim).transpose(1, 2)
             k = k.view(1, count, self.kv_heads, self.head_dim).transpose(1, 2)
@@ -197,7 +180,7 @@ class LeanLlamaDecoder:
             cache.keys[index, :, :, start:end] = k
             cache.values[index, :, :, start:end] = v
             x = x + layer.o(self._attend(q, cache.keys[index, :, :, :end], cache.values[index, :, :, :end], mask))[0]
-            h = _rms_norm(x, layer.post_norm, layer.post_eps)
+            h = _rms_norm(x, layer.post_norm, self.eps)
             gate, up = layer.gate_up(h)
             x = x + layer.down(F.silu(gate) * up)[0]
             if index == self.probe_layer:
@@ -206,7 +189,7 @@ class LeanLlamaDecoder:
             if addition is not None:
                 x = x + addition
         cache.length = end
-        last = _rms_norm(x[:, -1:], self._final_norm, self._final_eps)
+        last = _rms_norm(x[:, -1:], self._final_norm, self.eps)
         return self._head(last)[0][0, -1], captured
 
     def _attend(self, q, keys, values, mask):

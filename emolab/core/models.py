@@ -29,6 +29,7 @@ import torch
 
 from emolab.core.devices import dtype_name, pick_device, pick_dtype
 from emolab.core.errors import EmolabError, ModelNotFoundError
+from emolab.core.llama_weights import LlamaWeights, direct_load_unsupported_reason, load_llama_weights, read_config
 
 # Called with (stage, done, total) while a GGUF is converted; total is None while unknown.
 ProgressCallback = Callable[[str, int, "int | None"], None]
@@ -81,22 +82,59 @@ def cache_root() -> Path:
     return Path(user_cache_dir("emolab"))
 
 
-@dataclass
 class LoadedModel:
-    """A model, its tokenizer, and where they came from."""
+    """A model, its tokenizer, and where they came from.
 
-    model: torch.nn.Module
-    tokenizer: object
-    reference: str  # what a pack or a session calls this model
-    source: str  # "bundled", "hub" or "local"
-    device: torch.device
-    dtype: torch.dtype
-    weights_path: Path | None = None  # for hashing local weights on demand
-    known_weights_id: str | None = None
+    Where the lean decoder can run a checkpoint, `load_model` reads only its weights
+    (`lean_weights`) and builds transformers' module on first use of `.model`, which chatting
+    never needs. Otherwise `.model` is loaded at once.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module | None,
+        tokenizer,
+        *,
+        reference: str,  # what a pack or a session calls this model
+        source: str,  # "bundled", "hub" or "local"
+        device: torch.device,
+        dtype: torch.dtype,
+        weights_path: Path | None = None,  # for hashing local weights on demand
+        known_weights_id: str | None = None,
+        lean_weights: LlamaWeights | None = None,
+        config=None,  # the config (a namespace read from config.json) when `model` is built later
+        generation: dict | None = None,  # generation_config.json, likewise
+        build_model: Callable[[], torch.nn.Module] | None = None,
+    ):
+        if model is None and build_model is None:
+            raise ValueError("a LoadedModel needs a model or a way to build one")
+        self._model = model
+        self._build_model = build_model
+        self.tokenizer = tokenizer
+        self.reference = reference
+        self.source = source
+        self.device = device
+        self.dtype = dtype
+        self.weights_path = weights_path
+        self.known_weights_id = known_weights_id
+        self.lean_weights = lean_weights
+        self._config = config
+        self._generation = generation or {}
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """transformers' module; built on first use when the model was loaded for the lean decoder."""
+        if self._model is None:
+            self._model = self._build_model()
+        return self._model
+
+    @property
+    def model_is_built(self) -> bool:
+        return self._model is not None
 
     @property
     def config(self):
-        config = self.model.config
+        config = self._model.config if self._model is not None else self._config
         return config.get_text_config() if hasattr(config, "get_text_config") else config
 
     @property
@@ -117,7 +155,32 @@ class LoadedModel:
 
     @property
     def input_device(self) -> torch.device:
-        return self.model.get_input_embeddings().weight.device
+        if self._model is None:
+            return self.device
+        return self._model.get_input_embeddings().weight.device
+
+    def layer_device(self, layer: int) -> torch.device:
+        """Where block `layer` runs (blocks may be spread over GPUs)."""
+        if self._model is None:
+            return self.device
+        for parameter in self.blocks[layer].parameters():
+            return parameter.device
+        return self.input_device
+
+    def end_token_ids(self) -> set[int]:
+        """The end-of-sequence ids named by the generation config and the model config."""
+        if self._model is not None:
+            sources = [getattr(self._model.generation_config, "eos_token_id", None),
+                       getattr(self._model.config, "eos_token_id", None)]
+        else:
+            sources = [self._generation.get("eos_token_id"), getattr(self._config, "eos_token_id", None)]
+        ids: set[int] = set()
+        for value in sources:
+            if isinstance(value, int):
+                ids.add(value)
+            elif isinstance(value, (list, tuple)):
+                ids.update(int(v) for v in value)
+        return ids
 
     @cached_property
     def blocks(self) -> torch.nn.ModuleList:
@@ -211,11 +274,9 @@ def load_model(
 
     if source.kind in ("bundled", "gguf"):
         folder, sha = convert_gguf(source.path, progress=progress)
-        return LoadedModel(*_from_pretrained(str(folder), **options), source=source.kind,
-                           known_weights_id=f"sha256:{sha}", **placed)
+        return _load_folder(folder, options, source=source.kind, known_weights_id=f"sha256:{sha}", **placed)
     if source.kind == "local":
-        return LoadedModel(*_from_pretrained(str(source.path), **options), source="local",
-                           weights_path=source.path, **placed)
+        return _load_folder(source.path, options, source="local", weights_path=source.path, **placed)
     try:
         model, tokenizer = _from_pretrained(reference, **options)
     except EmolabError:
@@ -272,15 +333,48 @@ def _bundled_model(reference: str) -> BundledModel:
         ) from None
 
 
+def _load_folder(folder: Path, options: dict, **identity) -> LoadedModel:
+    """A checkpoint folder: its weights alone where the lean decoder runs it on the CPU, else the module."""
+    if options["device"].type == "cpu" and direct_load_unsupported_reason(folder) is None:
+        tokenizer = _load_tokenizer(str(folder), trust_remote_code=options["trust_remote_code"], local=folder)
+        weights = load_llama_weights(folder, dtype=options["dtype"], device=options["device"])
+        return LoadedModel(None, tokenizer, lean_weights=weights, config=read_config(folder),
+                           generation=_read_json(folder / "generation_config.json"),
+                           build_model=lambda: _load_module(str(folder), **options), **identity)
+    return LoadedModel(*_from_pretrained(str(folder), **options), **identity)
+
+
 def _from_pretrained(source: str, *, device: torch.device, dtype: torch.dtype, trust_remote_code: bool):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    tokenizer = _load_tokenizer(source, trust_remote_code=trust_remote_code)
+    return _load_module(source, device=device, dtype=dtype, trust_remote_code=trust_remote_code), tokenizer
+
+
+def _load_tokenizer(source: str, *, trust_remote_code: bool, local: Path | None = None):
+    # AutoTokenizer imports every model's config (0.7 s); a folder that names the plain fast
+    # tokenizer gets exactly the class AutoTokenizer would pick, without those imports.
+    plain = local is not None and (_read_json(local / "tokenizer_config.json") or {}).get("tokenizer_class") in (
+        "TokenizersBackend", "PreTrainedTokenizerFast")
+    with _quiet_transformers():
+        if plain:
+            try:
+                from transformers.tokenization_utils_tokenizers import TokenizersBackend
+            except ImportError:  # an older transformers
+                pass
+            else:
+                return TokenizersBackend.from_pretrained(source)
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+
+
+def _load_module(source: str, *, device: torch.device, dtype: torch.dtype, trust_remote_code: bool):
+    from transformers import AutoModelForCausalLM
 
     placement: dict = {}
     if device.type == "cuda":
         # "cuda" spreads a large model over every visible GPU; "cuda:N" pins it to one.
         placement["device_map"] = "auto" if device.index is None else {"": device.index}
     with _quiet_transformers():
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(
             source, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code, **placement
         )
@@ -288,7 +382,7 @@ def _from_pretrained(source: str, *, device: torch.device, dtype: torch.dtype, t
         model.to(device)
     model.eval()
     model.requires_grad_(False)
-    return model, tokenizer
+    return model
 
 
 @contextlib.contextmanager
