@@ -20,7 +20,6 @@ Anything else (other architectures, weights split over devices, sliding windows)
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -35,7 +34,6 @@ def can_prepack(device: torch.device, dtype: torch.dtype) -> bool:
     return device.type == "cpu" and dtype in (torch.bfloat16, torch.float32) and torch.backends.mkldnn.is_available()
 
 
-Projection = Callable[[torch.Tensor], tuple[torch.Tensor, ...]]
 Linear = tuple[torch.Tensor, "torch.Tensor | None"]  # (weight [out, in], bias [out] or None)
 
 
@@ -56,8 +54,12 @@ class PackedProjection:
         self.weight = torch.ops.mkldnn._reorder_linear_weight(weight, 1)  # tuned for batch 1
         self.sizes = [linear_weight.shape[0] for linear_weight, _ in linears]
 
+    def fused(self, x: torch.Tensor) -> torch.Tensor:
+        """All outputs side by side, [..., sum of sizes]."""
+        return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [None], "")
+
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [None], "").split(self.sizes, -1)
+        return self.fused(x).split(self.sizes, -1)
 
 
 class PlainProjection:
@@ -65,6 +67,9 @@ class PlainProjection:
 
     def __init__(self, *linears: Linear):
         self.linears = linears
+
+    def fused(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat(self(x), dim=-1)
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return tuple(F.linear(x, weight, bias) for weight, bias in self.linears)
@@ -78,6 +83,9 @@ class _Layer:
     post_norm: torch.Tensor
     gate_up: Projection
     down: Projection
+
+
+Projection = PackedProjection | PlainProjection
 
 
 class LeanKVCache:
@@ -169,14 +177,16 @@ class LeanLlamaDecoder:
         cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
         mask = _offset_causal_mask(count, start, self.device) if count > 1 and start > 0 else None
         captured = None
+        qk_heads = self.heads + self.kv_heads
+        qk_width = qk_heads * self.head_dim
         for index, layer in enumerate(self._layers):
             h = _rms_norm(x, layer.input_norm, self.eps)
-            q, k, v = layer.qkv(h)
-            q = q.view(1, count, self.heads, self.head_dim).transpose(1, 2)
-            k = k.view(1, count, self.kv_heads, self.head_dim).transpose(1, 2)
-            v = v.view(1, count, self.kv_heads, self.head_dim).transpose(1, 2)
-            q = q * cos + _rotate_half(q) * sin
-            k = k * cos + _rotate_half(k) * sin
+            # q and k side by side get RoPE in one pass: the same elementwise ops, half the op calls
+            qkv = layer.qkv.fused(h)
+            qk = qkv[..., :qk_width].view(1, count, qk_heads, self.head_dim).transpose(1, 2)
+            qk = qk * cos + _rotate_half(qk) * sin
+            q, k = qk[:, : self.heads], qk[:, self.heads:]
+            v = qkv[..., qk_width:].view(1, count, self.kv_heads, self.head_dim).transpose(1, 2)
             cache.keys[index, :, :, start:end] = k
             cache.values[index, :, :, start:end] = v
             x = x + layer.o(self._attend(q, cache.keys[index, :, :, :end], cache.values[index, :, :, :end], mask))[0]
