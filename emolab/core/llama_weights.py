@@ -137,12 +137,14 @@ def direct_load_unsupported_reason(folder: Path) -> str | None:
 
 def load_llama_weights(folder: Path, *, dtype: torch.dtype, device: torch.device) -> LlamaWeights:
     """Read a checkpoint folder's safetensors into a `LlamaWeights`, cast as transformers would cast them."""
-    from safetensors.torch import load_file
+    from safetensors import safe_open
 
     config = read_config(folder)
     tensors: dict[str, torch.Tensor] = {}
     for path in sorted(folder.glob("*.safetensors")):
-        for name, tensor in load_file(path, device=str(device)).items():
-            tensors[name] = tensor.to(dtype) if tensor.is_floating_point() else tensor
+        with safe_open(path, framework="pt", device=str(device)) as file:
+            for name in file.keys():  # cast one at a time, not after reading them all
+                tensor = file.get_tensor(name)
+                tensors[name] = tensor.to(dtype) if tensor.is_floating_point() else tensor
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     return LlamaWeights.from_config(config, tensors, DefaultRotary(rope_theta(config), head_dim, device))
