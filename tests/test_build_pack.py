@@ -69,6 +69,9 @@ def test_a_killed_build_resumes_without_loss_or_duplicates_then_validates(tmp_pa
     assert provenance["counts"]["stories_planned"] == 20
     assert set(provenance["layer_quality"]) == {"1", "2", "3"}
     assert provenance["plan"]["topics"][0] == "an eviction notice taped to the door"
+    alerts = json.loads((out / "alerts.json").read_text())
+    assert alerts["layer"] == pack.probe_layer and alerts["neutral_tokens"] == provenance["counts"]["neutral_tokens"]
+    assert set(pack.alert_thresholds) == set(EMOTIONS)
 
     blocker = tmp_path / "blocker"
     blocker.write_text("not a folder")

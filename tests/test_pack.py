@@ -164,3 +164,27 @@ def test_pack_info_on_a_broken_pack_is_one_line_and_exit_2(tiny_pack):
     result = CliRunner().invoke(main, ["pack", "info", str(tiny_pack.path)])
     assert result.exit_code == 2
     assert result.output.count("\n") == 1 and result.output.startswith("emolab: error: ")
+
+
+def test_alert_thresholds_are_read_from_alerts_json_and_left_out_of_the_hash(tiny_pack):
+    from emolab.core.pack import write_alert_thresholds
+
+    before = tiny_pack.sha256
+    assert tiny_pack.alert_thresholds == {}
+    write_alert_thresholds(tiny_pack.path, {"afraid": 4.234, "calm": 3.5}, layer=2, quantile=0.999, neutral_tokens=100)
+    pack = load_pack(tiny_pack.path)
+    assert pack.alert_thresholds == {"afraid": 4.23, "calm": 3.5}
+    assert pack.sha256 == before  # no readout changes, so sessions recorded before still verify
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{not json", "not an alert-threshold file"),
+    ('{"z": [1, 2]}', "not an alert-threshold file"),
+    ('{"z": {"nope": 3.0}}', "'nope', which is not one of the pack's emotions"),
+    ('{"z": {"afraid": NaN}}', "threshold of 'afraid' is not a finite number"),
+    ('{"z": {"afraid": "high"}}', "threshold of 'afraid' is not a finite number"),
+])
+def test_a_broken_alerts_json_is_a_one_line_pack_error(tiny_pack, text, message):
+    (tiny_pack.path / "alerts.json").write_text(text)
+    with pytest.raises(PackError, match=message.replace("(", r"\(")):
+        load_pack(tiny_pack.path)

@@ -43,3 +43,13 @@ def test_demo_sessions_verify_exactly(session, bundled_cache, monkeypatch):
 
 def test_there_are_demo_sessions():
     assert len(DEMOS) >= 2
+
+
+def test_the_shipped_pack_sets_alerts_above_its_neutral_tails():
+    from emolab.tui.monitor import default_thresholds
+
+    pack = load_pack(PACK)
+    assert set(pack.alert_thresholds) == set(pack.emotions)
+    watched = default_thresholds(pack.alert_thresholds)
+    assert watched == {name: pack.alert_thresholds[name] for name in ("desperate", "hostile", "afraid")}
+    assert all(3.0 < value < 10.0 for value in watched.values())

@@ -32,6 +32,9 @@ FORMAT = "emolab-pack"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 VECTORS = "vectors.safetensors"
+# Optional: default alert thresholds from the build's neutral tokens. They change no readout or
+# steering, so they are not part of the pack's sha256 (sessions recorded before they existed still verify).
+ALERTS = "alerts.json"
 UNIT_TOLERANCE = 1e-3
 PER_EMOTION_STATS = ("raw_norm", "neutral_mean", "neutral_std")
 
@@ -61,6 +64,7 @@ class VectorPack:
     path: Path
     manifest: dict
     layers: dict[int, LayerData] = field(repr=False)
+    alert_thresholds: dict[str, float] = field(default_factory=dict)  # emotion → z, from alerts.json
 
     # -- what the manifest says ---------------------------------------------------------------
 
@@ -165,7 +169,38 @@ def load_pack(path: str | Path) -> VectorPack:
         raise PackError(f"{folder}: no such pack directory")
     manifest = _read_manifest(folder / MANIFEST)
     layers = _read_vectors(folder / VECTORS, manifest)
-    return VectorPack(path=folder, manifest=manifest, layers=layers)
+    alerts = _read_alerts(folder / ALERTS, manifest) if (folder / ALERTS).exists() else {}
+    return VectorPack(path=folder, manifest=manifest, layers=layers, alert_thresholds=alerts)
+
+
+def write_alert_thresholds(folder: Path, thresholds: dict[str, float], *, layer: int, quantile: float,
+                           neutral_tokens: int) -> None:
+    document = {
+        "about": f"z-scores that {quantile:.1%} of the build's {neutral_tokens} neutral tokens stay below, at the "
+                 f"probe layer {layer}: the console's default alert threshold for each emotion",
+        "layer": layer, "quantile": quantile, "neutral_tokens": neutral_tokens,
+        "z": {name: round(value, 2) for name, value in thresholds.items()},
+    }
+    scratch = folder / (ALERTS + ".tmp")
+    scratch.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    scratch.replace(folder / ALERTS)
+
+
+def _read_alerts(path: Path, manifest: dict) -> dict[str, float]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"), parse_constant=lambda constant: None)
+        thresholds = document["z"]
+        if not isinstance(thresholds, dict):
+            raise TypeError
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        raise PackError(f"{path}: not an alert-threshold file (JSON with a \"z\" object of emotion: z-score)") from None
+    emotions = set(manifest["emotions"])
+    for name, value in thresholds.items():
+        if name not in emotions:
+            raise PackError(f"{path}: names {name!r}, which is not one of the pack's emotions")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise PackError(f"{path}: the threshold of {name!r} is not a finite number")
+    return {name: float(value) for name, value in thresholds.items()}
 
 
 def _read_manifest(path: Path) -> dict:

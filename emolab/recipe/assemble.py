@@ -16,6 +16,24 @@ from emolab.recipe.activations import mean_activations, token_activations
 from emolab.recipe.vectors import components_for_variance, difference_of_means, layer_data, pca_geometry, project_out
 
 
+ALERT_QUANTILE = 0.999  # an alert threshold that one neutral token in a thousand reaches
+
+
+def neutral_alert_thresholds(neutral_tokens: torch.Tensor, data: LayerData, emotions: Sequence[str],
+                             quantile: float = ALERT_QUANTILE) -> dict[str, float]:
+    """Each emotion's z-score that `quantile` of the neutral tokens [T, H] stay below.
+
+    Readouts are z-scored against these same tokens, but their tails are heavier than a normal
+    distribution's: at z = 3, 0.6-0.8% of neutral tokens and 2-3% of plain office text crossed for
+    desperate, hostile and afraid on the shipped pack, so an alert fired every few lines.
+    """
+    import numpy as np
+
+    scores = (neutral_tokens.float() @ data.directions.float().T - data.neutral_mean) / data.neutral_std
+    values = np.quantile(scores.numpy(), quantile, axis=0)
+    return {name: float(value) for name, value in zip(emotions, values, strict=True)}
+
+
 def directions_for_layer(story_means: torch.Tensor, labels: torch.Tensor, emotions: Sequence[str],
                          neutral_tokens: torch.Tensor, *, denoise_variance: float = 0.5) -> LayerData:
     """One layer of the recipe.

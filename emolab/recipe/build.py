@@ -19,10 +19,10 @@ import torch
 
 from emolab.core.errors import EmolabError
 from emolab.core.models import LoadedModel
-from emolab.core.pack import LayerData, VectorPack
+from emolab.core.pack import LayerData, VectorPack, load_pack, write_alert_thresholds
 from emolab.recipe.activation_cache import activation_key, cached
 from emolab.recipe.activations import mean_activations, token_activations
-from emolab.recipe.assemble import build_pack, directions_for_layer
+from emolab.recipe.assemble import ALERT_QUANTILE, build_pack, directions_for_layer, neutral_alert_thresholds
 from emolab.recipe.corpus import CorpusPlan, CorpusTexts, build_corpus, package_lines, read_corpus
 from emolab.recipe.metrics import Accuracy, rank_accuracy
 
@@ -255,5 +255,15 @@ def build(loaded: LoadedModel, settings: BuildSettings, out: Path, progress: Pro
         provenance=provenance,
         description=f"The paper's emotion-vector recipe applied to {loaded.reference}; not Claude's vectors.",
     )
+    write_neutral_alerts(pack, activations)
     compress_corpus(out)
-    return pack, provenance
+    return load_pack(out), provenance
+
+
+def write_neutral_alerts(pack: VectorPack, activations: StoryActivations) -> None:
+    """The console's default alert thresholds, from the neutral tokens at the probe layer."""
+    layer = pack.probe_layer
+    neutral = activations.neutral[:, activations.layers.index(layer)]
+    thresholds = neutral_alert_thresholds(neutral, pack.layers[layer], pack.emotions)
+    write_alert_thresholds(pack.path, thresholds, layer=layer, quantile=ALERT_QUANTILE,
+                           neutral_tokens=int(neutral.shape[0]))

@@ -26,7 +26,7 @@ from emolab.core.events import Token, TurnFinished, TurnStarted, Truncated
 from emolab.core.pack import VectorPack
 from emolab.core.recording import NotRecording, SessionSink
 from emolab.tui.commands import EmotionProvider
-from emolab.tui.monitor import DEFAULT_THRESHOLDS, Monitor
+from emolab.tui.monitor import Monitor, default_thresholds
 from emolab.tui.screens.forms import PathScreen, SamplingScreen
 from emolab.tui.screens.help import HelpScreen
 from emolab.tui.widgets.heat_strip import HeatStrip
@@ -87,7 +87,7 @@ class EmolabApp(App):
         self.generating = False
         self.top_k = top_k
         self.pinned_start = [name for name in (pinned or DEFAULT_PINNED) if name in pack.emotion_index]
-        self.monitor = Monitor(pack.emotions, DEFAULT_THRESHOLDS if thresholds is None else thresholds)
+        self.monitor = Monitor(pack.emotions, default_thresholds(pack.alert_thresholds) if thresholds is None else thresholds)
         self.alerts: list = []
         self.turn: TurnView | None = None
         self.last_version = 0

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-DEFAULT_THRESHOLDS = {"desperate": 3.0, "hostile": 3.0, "afraid": 3.0}
+WATCHED = ("desperate", "hostile", "afraid")
+FALLBACK_Z = 3.0  # for packs without alerts.json
+
+
+def default_thresholds(pack_thresholds: Mapping[str, float]) -> dict[str, float]:
+    """The watched emotions, each at the z its pack's neutral tokens reach one time in a thousand."""
+    return {name: max(FALLBACK_Z, pack_thresholds.get(name, FALLBACK_Z)) for name in WATCHED}
 
 
 @dataclass(frozen=True)

@@ -44,8 +44,9 @@ simply light up its own bar.
 
 ## Alerts
 
-Readouts that rise through a threshold (by default desperate, hostile and afraid at z ≥ 3)
-raise an alert and mark the token with ⚠.
+Readouts that rise through a threshold raise an alert and mark the token with ⚠. By default
+desperate, hostile and afraid are watched, each at the z-score that one neutral token in a
+thousand reached when the pack was built (the pack's alerts.json), never below z = 3.
 """
 
 
