@@ -140,3 +140,14 @@ def test_a_packed_projection_matches_its_linears_with_and_without_biases():
             assert len(outputs) == len(linears)
             for output, linear in zip(outputs, linears, strict=True):
                 torch.testing.assert_close(output, linear(x), rtol=1e-5, atol=1e-5)
+
+
+def test_without_grouped_sdpa_the_kv_heads_are_repeated_with_the_same_result(monkeypatch):
+    monkeypatch.setattr(lean_llama, "_sdpa_groups_kv", lambda device: False)  # torch < 2.5, or MPS
+    loaded = tiny_loaded_model()
+    turns = [([5, 6, 7, 8], None), ([9], None), ([10, 11, 12], None)]
+    lean = run_turns(lean_decoder(loaded.model, probe_layer=1), turns, {})
+    reference = run_turns(TransformersDecoder(loaded, probe_layer=1, steer_layers=()), turns, {})
+    for (logits, residuals), (want_logits, want_residuals) in zip(lean, reference, strict=True):
+        torch.testing.assert_close(logits, want_logits, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(residuals, want_residuals, rtol=1e-5, atol=1e-5)

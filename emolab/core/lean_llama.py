@@ -205,15 +205,24 @@ class LeanLlamaDecoder:
     def _attend(self, q, keys, values, mask):
         """Attention as transformers' SDPA path computes it, so that the numbers match."""
         count = q.shape[2]
-        if mask is None:
+        grouped = self.heads != self.kv_heads
+        if mask is None and (not grouped or _sdpa_groups_kv(q.device)):
             out = F.scaled_dot_product_attention(q, keys, values, scale=self.scale, is_causal=count > 1,
-                                                 enable_gqa=self.heads != self.kv_heads)
-        else:  # transformers repeats the KV heads when there is a mask
+                                                 **({"enable_gqa": True} if grouped else {}))
+        else:  # with a mask (or no GQA in this SDPA) transformers repeats the KV heads
             groups = self.heads // self.kv_heads
             keys = keys.repeat_interleave(groups, dim=1) if groups > 1 else keys
             values = values.repeat_interleave(groups, dim=1) if groups > 1 else values
+            if mask is None and count > 1:
+                mask = _offset_causal_mask(count, keys.shape[2] - count, q.device)
             out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=self.scale)
         return out.transpose(1, 2).reshape(1, count, -1)
+
+
+def _sdpa_groups_kv(device: torch.device) -> bool:
+    """Whether SDPA takes grouped KV heads (`enable_gqa`, torch 2.5) on this device, as transformers uses it."""
+    version = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
+    return version >= (2, 5) and device.type in ("cpu", "cuda")
 
 
 def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
