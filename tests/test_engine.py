@@ -152,3 +152,31 @@ def test_read_text_gives_one_readout_per_token(tiny_model, tiny_pack):
     tokens = list(engine.read_text("The train was late again."))
     assert len(tokens) > 3 and all(t.source == "text" and t.probe.shape == (6,) for t in tokens)
     assert "".join(t.text for t in tokens) == "The train was late again."
+
+
+def test_decode_threads_apply_to_the_reply_only_and_change_no_token(tiny_model):
+    seen = []
+    plain = Engine(tiny_model, sampling=GREEDY)
+    limited = Engine(tiny_model, sampling=GREEDY, decode_threads=1)
+    before = torch.get_num_threads()
+    for event in limited.chat("hello there"):
+        if isinstance(event, Token):
+            seen.append((event.source, torch.get_num_threads()))
+    assert torch.get_num_threads() == before
+    assert {threads for source, threads in seen if source == "reply"} == {1}
+    assert reply_ids(plain.chat("hello there")) == [
+        e.token_id for e in Engine(tiny_model, sampling=GREEDY, decode_threads=1).chat("hello there")
+        if isinstance(e, Token) and e.source == "reply"]
+
+
+def test_a_console_leaves_one_core_for_its_ui_unless_told_otherwise(monkeypatch):
+    from emolab.core.devices import threads_beside_a_ui
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
+    assert threads_beside_a_ui(torch.device("cpu")) == 7
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert threads_beside_a_ui(torch.device("cpu")) == 1
+    assert threads_beside_a_ui(torch.device("cuda")) is None
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert threads_beside_a_ui(torch.device("cpu")) is None

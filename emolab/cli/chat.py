@@ -37,12 +37,14 @@ def chat(vectors, model, device, dtype, trust_remote_code, system, pinned, max_t
         pack.check_model(int(config["hidden_size"]), int(config.get("num_hidden_layers", 10**6)), reference)
 
     def loader(progress):
+        from emolab.core.devices import threads_beside_a_ui
         from emolab.core.engine import Engine
 
         loaded = load_model(reference, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
                             progress=progress)
         pack.check_model(loaded.hidden_size, loaded.num_layers, loaded.reference)
-        return Engine(loaded, pack, sampling=sampling, system_prompt=system)
+        return Engine(loaded, pack, sampling=sampling, system_prompt=system,
+                      decode_threads=threads_beside_a_ui(loaded.device))
 
     from emolab.core.session import SessionRecorder, default_session_path, session_meta
     from emolab.tui.app import EmolabApp

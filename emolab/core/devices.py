@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
+
 import torch
 
 from emolab.core.errors import EmolabError
@@ -59,3 +63,29 @@ def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
 
 def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
+
+
+def threads_beside_a_ui(device: torch.device) -> int | None:
+    """Intra-op threads for decoding while a UI thread shares the process: all cores but one.
+
+    On the CPU, two OpenMP threads on two cores beside a busy UI thread spend their time waiting
+    for each other at barriers; one thread on its own core decoded faster in the console
+    (benchmarks/ui_stall.py). None off the CPU, or when OMP_NUM_THREADS says what the user wants.
+    """
+    if device.type != "cpu" or os.environ.get("OMP_NUM_THREADS"):
+        return None
+    return max(1, torch.get_num_threads() - 1)
+
+
+@contextlib.contextmanager
+def intra_op_threads(count: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to `count` for a block (None: unchanged)."""
+    previous = torch.get_num_threads()
+    if count is None or count == previous:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

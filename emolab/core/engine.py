@@ -22,6 +22,7 @@ import torch
 
 from emolab.core.conversation import Conversation, fit_to_context
 from emolab.core.detokenize import IncrementalDecoder
+from emolab.core.devices import intra_op_threads
 from emolab.core.errors import ContextOverflowError, EmolabError
 from emolab.core.events import Event, Token, TurnFinished, TurnStarted, Truncated
 from emolab.core.decoders import open_decoder
@@ -43,13 +44,17 @@ class Engine:
         sampling: Sampling | None = None,
         system_prompt: str | None = None,
         decoder: str = "auto",
+        decode_threads: int | None = None,
     ):
+        """decode_threads: intra-op threads for the token-by-token phase (None: the process's own);
+        the prompt is always read with the process's threads."""
         self.loaded = model
         self.pack = pack
         self.sampling = sampling or Sampling()
         self.conversation = Conversation(system=system_prompt)
         self.sampler = Sampler(self.sampling.seed)
         self.started = time.perf_counter()
+        self.decode_threads = decode_threads
         self._next_index = 0
         self._stop = threading.Event()
         self._busy = threading.Lock()
@@ -140,24 +145,25 @@ class Engine:
             began = time.perf_counter()
             reason = "max_tokens"
             try:
-                while len(reply.ids) < sampling.max_tokens:
-                    chosen_under = snapshot
-                    token_id = self.sampler.choose(logits, sampling)
-                    if token_id in self._eos_ids:
-                        reason = "eos"
-                        break
-                    if self._stop.is_set():
-                        reason = "stopped"
-                        break
-                    if len(self._cached_ids) >= self.loaded.context_window:
-                        reason = "context_full"
-                        break
-                    snapshot = self._snapshot(fed=1)
-                    logits, readouts = self._forward([token_id], snapshot)
-                    piece = reply.push(token_id)
-                    pieces.append(piece)
-                    yield self._token_event(token_id, piece, len(self._cached_ids) - 1,
-                                            readouts[0] if readouts is not None else None, chosen_under, "reply")
+                with intra_op_threads(self.decode_threads):
+                    while len(reply.ids) < sampling.max_tokens:
+                        chosen_under = snapshot
+                        token_id = self.sampler.choose(logits, sampling)
+                        if token_id in self._eos_ids:
+                            reason = "eos"
+                            break
+                        if self._stop.is_set():
+                            reason = "stopped"
+                            break
+                        if len(self._cached_ids) >= self.loaded.context_window:
+                            reason = "context_full"
+                            break
+                        snapshot = self._snapshot(fed=1)
+                        logits, readouts = self._forward([token_id], snapshot)
+                        piece = reply.push(token_id)
+                        pieces.append(piece)
+                        yield self._token_event(token_id, piece, len(self._cached_ids) - 1,
+                                                readouts[0] if readouts is not None else None, chosen_under, "reply")
             finally:
                 text = "".join(pieces)
                 self.conversation.add("assistant", text)
