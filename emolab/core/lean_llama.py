@@ -69,7 +69,8 @@ class PlainProjection:
         self.linears = linears
 
     def fused(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat(self(x), dim=-1)
+        outputs = self(x)
+        return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return tuple(F.linear(x, weight, bias) for weight, bias in self.linears)
@@ -140,6 +141,7 @@ class LeanLlamaDecoder:
         self.eps = weights.rms_eps
         self.heads, self.kv_heads, self.head_dim = weights.heads, weights.kv_heads, weights.head_dim
         self.scale = self.head_dim**-0.5
+        self._sdpa_groups_kv = _sdpa_groups_kv(self.device)
         self.context_window = weights.context_window
         self._layers = []
         for index in range(weights.layers):
@@ -189,10 +191,10 @@ class LeanLlamaDecoder:
             v = qkv[..., qk_width:].view(1, count, self.kv_heads, self.head_dim).transpose(1, 2)
             cache.keys[index, :, :, start:end] = k
             cache.values[index, :, :, start:end] = v
-            x = x + layer.o(self._attend(q, cache.keys[index, :, :, :end], cache.values[index, :, :, :end], mask))[0]
+            x = x + layer.o.fused(self._attend(q, cache.keys[index, :, :, :end], cache.values[index, :, :, :end], mask))
             h = _rms_norm(x, layer.post_norm, self.eps)
             gate, up = layer.gate_up(h)
-            x = x + layer.down(F.silu(gate) * up)[0]
+            x = x + layer.down.fused(F.silu(gate) * up)
             if index == self.probe_layer:
                 captured = x[0]
             addition = additions.get(index)
@@ -200,13 +202,13 @@ class LeanLlamaDecoder:
                 x = x + addition
         cache.length = end
         last = _rms_norm(x[:, -1:], self._final_norm, self.eps)
-        return self._head(last)[0][0, -1], captured
+        return self._head.fused(last)[0, -1], captured
 
     def _attend(self, q, keys, values, mask):
         """Attention as transformers' SDPA path computes it, so that the numbers match."""
         count = q.shape[2]
         grouped = self.heads != self.kv_heads
-        if mask is None and (not grouped or _sdpa_groups_kv(q.device)):
+        if mask is None and (not grouped or self._sdpa_groups_kv):
             out = F.scaled_dot_product_attention(q, keys, values, scale=self.scale, is_causal=count > 1,
                                                  **({"enable_gqa": True} if grouped else {}))
         else:  # with a mask (or no GQA in this SDPA) transformers repeats the KV heads
