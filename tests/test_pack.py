@@ -153,6 +153,7 @@ def test_pack_info_on_a_valid_pack(tiny_pack):
     result = CliRunner().invoke(main, ["pack", "info", str(tiny_pack.path)])
     assert result.exit_code == 0, result.output
     assert "valid      yes" in result.output and "probe at 2" in result.output
+    assert "no alerts.json: the console alerts at z >= 3" in result.output
 
 
 def test_pack_info_on_a_broken_pack_is_one_line_and_exit_2(tiny_pack):

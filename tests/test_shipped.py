@@ -20,6 +20,7 @@ def test_the_shipped_pack_is_valid_and_covers_the_171_emotions():
     assert pack.model_id == "bundled:smollm2-135m-instruct"
     result = CliRunner().invoke(main, ["pack", "info", str(PACK)])
     assert result.exit_code == 0 and "valid      yes" in result.output
+    assert "171 thresholds in alerts.json; desperate z >= 4.29" in result.output
     assert (PACK / "corpus.jsonl.gz").is_file() and (PACK / "REPORT.md").is_file()
 
 

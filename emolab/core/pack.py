@@ -159,7 +159,15 @@ class VectorPack:
             f"steer at   {', '.join(map(str, self.steer_layers))}   probe at {self.probe_layer}",
             f"slider     {slider.min:+g} .. {slider.max:+g}, step {slider.step:g}",
             f"built      {provenance.get('created', 'unknown date')} with emolab {provenance.get('emolab_version', '?')}",
+            f"alerts     {self._describe_alerts()}",
         ]
+
+    def _describe_alerts(self) -> str:
+        if not self.alert_thresholds:
+            return f"no {ALERTS}: the console alerts at z >= 3"
+        watched = [name for name in ("desperate", "hostile", "afraid") if name in self.alert_thresholds]
+        shown = ", ".join(f"{name} z >= {self.alert_thresholds[name]:g}" for name in watched)
+        return f"{len(self.alert_thresholds)} thresholds in {ALERTS}" + (f"; {shown}" if shown else "")
 
 
 def load_pack(path: str | Path) -> VectorPack:
