@@ -4,8 +4,8 @@ transformers' forward spends about a fifth of a CPU decode step in per-layer Pyt
 plumbing, mask building, cache bookkeeping, module hooks. This module runs the same ops on the
 same weights in one flat loop, with a preallocated KV cache, and adds steering and reads the
 probe residual inline instead of through hooks. Every op mirrors transformers' own (RMSNorm in
-float32, RoPE from the model's rotary module, SDPA with the same GQA and mask choices), so
-greedy tokens match `generate`; tests check that.
+float32, the model's RoPE table or a bit-identical copy of the default one, SDPA with the same
+GQA and mask choices), so greedy tokens match `generate`; tests check that.
 
 On the CPU the projection weights are also packed once into oneDNN's blocked layout, with q, k
 and v in one product and gate and up in another. A batch-1 decode step is a chain of small
@@ -76,6 +76,9 @@ class PlainProjection:
         return tuple(F.linear(x, weight, bias) for weight, bias in self.linears)
 
 
+Projection = PackedProjection | PlainProjection
+
+
 @dataclass
 class _Layer:
     input_norm: torch.Tensor
@@ -84,9 +87,6 @@ class _Layer:
     post_norm: torch.Tensor
     gate_up: Projection
     down: Projection
-
-
-Projection = PackedProjection | PlainProjection
 
 
 class LeanKVCache:
@@ -141,7 +141,7 @@ class LeanLlamaDecoder:
         self.eps = weights.rms_eps
         self.heads, self.kv_heads, self.head_dim = weights.heads, weights.kv_heads, weights.head_dim
         self.scale = self.head_dim**-0.5
-        self._sdpa_groups_kv = _sdpa_groups_kv(self.device)
+        self._grouped_sdpa = _sdpa_groups_kv(self.device)
         self.context_window = weights.context_window
         self._layers = []
         for index in range(weights.layers):
@@ -208,7 +208,7 @@ class LeanLlamaDecoder:
         """Attention as transformers' SDPA path computes it, so that the numbers match."""
         count = q.shape[2]
         grouped = self.heads != self.kv_heads
-        if mask is None and (not grouped or self._sdpa_groups_kv):
+        if mask is None and (not grouped or self._grouped_sdpa):
             out = F.scaled_dot_product_attention(q, keys, values, scale=self.scale, is_causal=count > 1,
                                                  **({"enable_gqa": True} if grouped else {}))
         else:  # with a mask (or no GQA in this SDPA) transformers repeats the KV heads

