@@ -72,6 +72,11 @@ def test_a_killed_build_resumes_without_loss_or_duplicates_then_validates(tmp_pa
     alerts = json.loads((out / "alerts.json").read_text())
     assert alerts["layer"] == pack.probe_layer and alerts["neutral_tokens"] == provenance["counts"]["neutral_tokens"]
     assert set(pack.alert_thresholds) == set(EMOTIONS)
+    written = (out / "alerts.json").read_text()
+    (out / "alerts.json").unlink()  # a pack built before build-pack wrote it
+    result = CliRunner().invoke(main, ["pack", "alerts", str(out), "--model", str(tiny_model_dir)])
+    assert result.exit_code == 0, result.output
+    assert (out / "alerts.json").read_text() == written
 
     blocker = tmp_path / "blocker"
     blocker.write_text("not a folder")

@@ -189,3 +189,13 @@ def test_a_broken_alerts_json_is_a_one_line_pack_error(tiny_pack, text, message)
     (tiny_pack.path / "alerts.json").write_text(text)
     with pytest.raises(PackError, match=message.replace("(", r"\(")):
         load_pack(tiny_pack.path)
+
+
+def test_pack_alerts_needs_the_build_corpus(tiny_pack, tiny_model_dir):
+    from click.testing import CliRunner
+
+    from emolab.cli import main
+
+    result = CliRunner().invoke(main, ["pack", "alerts", str(tiny_pack.path), "--model", str(tiny_model_dir)])
+    assert result.exit_code == 2 and "records no build plan" in result.output
+    assert "Traceback" not in result.output

@@ -20,3 +20,29 @@ def info(path):
     for line in loaded.summary_lines():
         click.echo(line)
     click.echo(click.style("valid      yes: manifest, shapes, unit norms, finite statistics", fg="green"))
+
+
+@pack.command()
+@click.argument("path", metavar="PACK")
+@click.option("--model", default=None, help="Default: the model the pack was built for.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--dtype", default=None, help="Default: the dtype the pack was built in, so that its cached activations are reused.")
+@click.option("--trust-remote-code", is_flag=True)
+def alerts(path, model, device, dtype, trust_remote_code):
+    """Write a pack's default alert thresholds (alerts.json) from its build's neutral tokens.
+
+    For packs built before build-pack wrote alerts.json. Reads the activations the build read
+    (from the cache when they are there), so it needs the corpus beside the pack.
+    """
+    from emolab.cli.options import open_model
+    from emolab.cli.progress import staged_progress
+    from emolab.core.pack import load_pack
+    from emolab.recipe.build import read_build_activations, write_neutral_alerts
+
+    vector_pack = load_pack(path)
+    loaded = open_model(vector_pack, model, device, dtype or vector_pack.manifest["model"]["dtype"], trust_remote_code)
+    with staged_progress("", rates=True) as progress:
+        activations, _ = read_build_activations(vector_pack, loaded, progress)
+    write_neutral_alerts(vector_pack, activations)
+    for line in load_pack(path).summary_lines()[-1:]:
+        click.echo(line)

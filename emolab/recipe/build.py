@@ -260,6 +260,27 @@ def build(loaded: LoadedModel, settings: BuildSettings, out: Path, progress: Pro
     return load_pack(out), provenance
 
 
+def read_build_activations(pack: VectorPack, loaded: LoadedModel,
+                           progress: Progress) -> tuple[StoryActivations, BuildSettings]:
+    """The activations a pack was built from, at its stored layers: from the cache, or read again
+    from the corpus beside the pack with the plan and settings its manifest records."""
+    provenance = pack.manifest.get("provenance", {})
+    if "plan" not in provenance or "settings" not in provenance:
+        raise EmolabError(f"{pack.path}: the pack records no build plan, so its corpus cannot be read again")
+    plan = CorpusPlan(**{k: tuple(v) if isinstance(v, list) else v for k, v in provenance["plan"].items()})
+    settings = BuildSettings(emotions=plan.emotions, **{k: tuple(v) if isinstance(v, list) else v
+                                                       for k, v in provenance["settings"].items()})
+    path = corpus_path(pack.path)
+    if not path.exists():
+        raise EmolabError(f"{pack.path}: no corpus.jsonl(.gz) beside the pack, so its activations cannot be read")
+    texts = read_corpus(path, plan)
+    activations = collect_activations(loaded, plan, texts, sorted(pack.layers), start_token=settings.start_token,
+                                      batch_size=max(1, settings.batch_size // 2), progress=progress)
+    if Path(f"{path}.gz").exists():
+        path.unlink()  # the gzipped corpus stays the only copy
+    return activations, settings
+
+
 def write_neutral_alerts(pack: VectorPack, activations: StoryActivations) -> None:
     """The console's default alert thresholds, from the neutral tokens at the probe layer."""
     layer = pack.probe_layer

@@ -19,9 +19,8 @@ from emolab.core.models import LoadedModel
 from emolab.core.pack import VectorPack
 from emolab.core.sampling import Sampling
 from emolab.core.steering import SteeringVectors
-from emolab.recipe.build import (BuildSettings, StoryActivations, collect_activations, corpus_path,
-                                 heldout_accuracy, heldout_fit, heldout_topics)
-from emolab.recipe.corpus import CorpusPlan, read_corpus
+from emolab.recipe.build import (StoryActivations, heldout_accuracy, heldout_fit, heldout_topics,
+                                 read_build_activations)
 from emolab.recipe.metrics import Norms, correlate_with_norms, logit_lens, nearest_neighbours, pca_coordinates
 
 SHOWCASE = ("happy", "desperate", "sad", "afraid", "calm", "angry", "loving", "proud", "nervous", "surprised")
@@ -123,22 +122,9 @@ def _rounded_abs(value: float | None) -> float:
 
 
 def validate(pack: VectorPack, loaded: LoadedModel, *, norms: Norms | None, progress) -> dict:
-    provenance = pack.manifest.get("provenance", {})
-    if "plan" not in provenance or "settings" not in provenance:
-        raise EmolabError(f"{pack.path}: the pack records no build plan, so there is no corpus to hold out from")
-    plan = CorpusPlan(**{k: tuple(v) if isinstance(v, list) else v for k, v in provenance["plan"].items()})
-    settings = BuildSettings(emotions=plan.emotions, **{k: tuple(v) if isinstance(v, list) else v
-                                                       for k, v in provenance["settings"].items()})
-    path = corpus_path(pack.path)
-    if not path.exists():
-        raise EmolabError(f"{pack.path}: no corpus.jsonl(.gz) beside the pack; held-out accuracy needs it")
-    texts = read_corpus(path, plan)
+    activations, settings = read_build_activations(pack, loaded, progress)
     layers = sorted(pack.layers)
     emotions = pack.emotions
-    activations = collect_activations(loaded, plan, texts, layers, start_token=settings.start_token,
-                                      batch_size=max(1, settings.batch_size // 2), progress=progress)
-    if Path(f"{path}.gz").exists():
-        path.unlink()  # the gzipped corpus stays the only copy
 
     sweep = {}
     for column, layer in enumerate(layers):
@@ -181,7 +167,7 @@ def validate(pack: VectorPack, loaded: LoadedModel, *, norms: Norms | None, prog
         "stories": int(len(activations.labels)), "heldout_every": settings.heldout_every,
         "layers": sweep, "stories_sweep": sweep_by_stories, "targets": verdict, "neighbours": neighbours, "logit_lens": lens,
         "steering": steering,
-        "counts": provenance.get("counts", {}),
+        "counts": pack.manifest["provenance"].get("counts", {}),
     }
 
 
