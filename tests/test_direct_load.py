@@ -91,3 +91,16 @@ def test_a_scaled_rope_model_still_loads_whole_and_chats(tmp_path, tiny_model_di
     assert loaded.lean_weights is None and loaded.model_is_built
     lean = reply_ids(Engine(loaded, sampling=GREEDY).chat("hello"))  # the lean decoder, on the module's rotary
     assert lean == reply_ids(Engine(loaded, sampling=GREEDY, decoder="transformers").chat("hello"))
+
+
+def test_engines_on_one_direct_load_share_packed_weights_and_hold_the_model_once(tiny_model_dir):
+    from emolab.core.lean_llama import LeanLlamaDecoder
+
+    loaded = load_model(str(tiny_model_dir), dtype="float32")
+    first, second = Engine(loaded, sampling=GREEDY), Engine(loaded, sampling=GREEDY)
+    assert first.decoder.prepacked and first.decoder._layers[0].qkv is second.decoder._layers[0].qkv
+    assert not any(name.endswith("proj.weight") for name in loaded.lean_weights.tensors)  # only packed copies
+    assert "model.embed_tokens.weight" in loaded.lean_weights.tensors  # the tied head's source stays
+    assert reply_ids(first.chat("hello there")) == reply_ids(second.chat("hello there"))
+    with pytest.raises(ValueError, match="only the packed copy"):
+        LeanLlamaDecoder(loaded.lean_weights, probe_layer=None, prepack=False)

@@ -89,6 +89,28 @@ class _Layer:
     down: Projection
 
 
+def shared_projection(weights: LlamaWeights, names: tuple[str, ...], *, packed: bool) -> Projection:
+    """The projection of these linears, made once per weights and shared by every decoder on them.
+
+    Packing copies the weights. Where they were read for the lean decoder alone (`owned`), the
+    plain copies are dropped once packed, so that the model is held once, not twice.
+    """
+    key = (names, packed)
+    if key not in weights.prepared:
+        if names == ("lm_head",):  # tied to the embedding, which stays
+            linears = [(weights.head, weights.get("lm_head.bias"))]
+        elif any(f"{name}.weight" not in weights.tensors for name in names):
+            raise ValueError(f"{names[0]}: only the packed copy of these weights is kept; load the model again "
+                             "to run it unpacked")
+        else:
+            linears = [(weights.tensors[f"{name}.weight"], weights.get(f"{name}.bias")) for name in names]
+        weights.prepared[key] = (PackedProjection if packed else PlainProjection)(*linears)
+        if packed and weights.owned and names != ("lm_head",):
+            for name in names:
+                del weights.tensors[f"{name}.weight"]
+    return weights.prepared[key]
+
+
 class LeanKVCache:
     """Keys and values for every layer, preallocated and grown in chunks; `length` tokens are valid."""
 
@@ -129,15 +151,14 @@ class LeanLlamaDecoder:
         embed = weights.tensors["model.embed_tokens.weight"]
         self.device, self.dtype = embed.device, embed.dtype
         self.prepacked = can_prepack(self.device, self.dtype) if prepack is None else prepack
-        projection = PackedProjection if self.prepacked else PlainProjection
 
-        def linear(name: str) -> Linear:
-            return weights.tensors[f"{name}.weight"], weights.get(f"{name}.bias")
+        def projection(*names: str) -> Projection:
+            return shared_projection(weights, names, packed=self.prepacked)
 
         self._embed = embed
         self._rotary = weights.rotary
         self._final_norm = weights.tensors["model.norm.weight"]
-        self._head = projection((weights.head, None))
+        self._head = shared_projection(weights, ("lm_head",), packed=self.prepacked)
         self.eps = weights.rms_eps
         self.heads, self.kv_heads, self.head_dim = weights.heads, weights.kv_heads, weights.head_dim
         self.scale = self.head_dim**-0.5
@@ -148,11 +169,11 @@ class LeanLlamaDecoder:
             block = f"model.layers.{index}"
             self._layers.append(_Layer(
                 input_norm=weights.tensors[f"{block}.input_layernorm.weight"],
-                qkv=projection(*(linear(f"{block}.self_attn.{name}") for name in ("q_proj", "k_proj", "v_proj"))),
-                o=projection(linear(f"{block}.self_attn.o_proj")),
+                qkv=projection(*(f"{block}.self_attn.{name}" for name in ("q_proj", "k_proj", "v_proj"))),
+                o=projection(f"{block}.self_attn.o_proj"),
                 post_norm=weights.tensors[f"{block}.post_attention_layernorm.weight"],
-                gate_up=projection(linear(f"{block}.mlp.gate_proj"), linear(f"{block}.mlp.up_proj")),
-                down=projection(linear(f"{block}.mlp.down_proj")),
+                gate_up=projection(f"{block}.mlp.gate_proj", f"{block}.mlp.up_proj"),
+                down=projection(f"{block}.mlp.down_proj"),
             ))
 
     def __enter__(self) -> "LeanLlamaDecoder":

@@ -8,8 +8,8 @@ the start-up time (about 2 s of imports on a 2-core CPU, against 0.3 s to read t
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -53,8 +53,12 @@ class LlamaWeights:
     context_window: int
     rms_eps: float
     rotary: Rotary
-    tensors: Mapping[str, torch.Tensor]  # "model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight", …
+    tensors: dict[str, torch.Tensor]  # "model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight", …
     tie_embeddings: bool
+    # True when these tensors were read for the lean decoder alone: once packed, the plain copies of
+    # the projections may be dropped (transformers' module, if ever built, reads its own from disk)
+    owned: bool = False
+    prepared: dict = field(default_factory=dict)  # the decoders' projections, shared by every decoder
 
     def get(self, name: str) -> torch.Tensor | None:
         return self.tensors.get(name)
@@ -65,7 +69,7 @@ class LlamaWeights:
         return head if head is not None and not self.tie_embeddings else self.tensors["model.embed_tokens.weight"]
 
     @classmethod
-    def from_config(cls, config, tensors: Mapping[str, torch.Tensor], rotary: Rotary) -> "LlamaWeights":
+    def from_config(cls, config, tensors: dict[str, torch.Tensor], rotary: Rotary) -> "LlamaWeights":
         heads = config.num_attention_heads
         return cls(
             layers=config.num_hidden_layers, heads=heads,
@@ -145,6 +149,9 @@ def load_llama_weights(folder: Path, *, dtype: torch.dtype, device: torch.device
         with safe_open(path, framework="pt", device=str(device)) as file:
             for name in file.keys():  # cast one at a time, not after reading them all
                 tensor = file.get_tensor(name)
-                tensors[name] = tensor.to(dtype) if tensor.is_floating_point() else tensor
+                # a copy, never a view of the mapped file, so that dropping a tensor frees its memory
+                tensors[name] = tensor.to(dtype, copy=True) if tensor.is_floating_point() else tensor.clone()
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    return LlamaWeights.from_config(config, tensors, DefaultRotary(rope_theta(config), head_dim, device))
+    weights = LlamaWeights.from_config(config, tensors, DefaultRotary(rope_theta(config), head_dim, device))
+    weights.owned = True
+    return weights
