@@ -104,3 +104,32 @@ def test_engines_on_one_direct_load_share_packed_weights_and_hold_the_model_once
     assert reply_ids(first.chat("hello there")) == reply_ids(second.chat("hello there"))
     with pytest.raises(ValueError, match="only the packed copy"):
         LeanLlamaDecoder(loaded.lean_weights, probe_layer=None, prepack=False)
+
+
+def _truncate_weights(folder):
+    (folder / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes()[:1000])
+
+
+def _drop_config_key(folder):
+    config = json.loads((folder / "config.json").read_text())
+    del config["num_attention_heads"]
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (_truncate_weights, "SafetensorError"),
+    (_drop_config_key, "num_attention_heads"),
+    (lambda folder: (folder / "tokenizer.json").unlink(), "tokenizer"),
+])
+def test_a_damaged_model_folder_is_a_one_line_error(tmp_path, tiny_model_dir, damage, reason):
+    from click.testing import CliRunner
+
+    from emolab.cli import main
+
+    folder = tmp_path / "damaged"
+    shutil.copytree(tiny_model_dir, folder)
+    damage(folder)
+    result = CliRunner().invoke(main, ["run", "--model", str(folder), "-p", "hi", "--max-tokens", "2"])
+    assert result.exit_code == 2, result.output
+    assert f"model {folder}: cannot be loaded" in result.output and reason in result.output
+    assert "Traceback" not in result.output

@@ -277,9 +277,11 @@ def load_model(
 
     if source.kind in ("bundled", "gguf"):
         folder, sha = convert_gguf(source.path, progress=progress)
-        return _load_folder(folder, options, source=source.kind, known_weights_id=f"sha256:{sha}", **placed)
+        with _unreadable_folder(folder):
+            return _load_folder(folder, options, source=source.kind, known_weights_id=f"sha256:{sha}", **placed)
     if source.kind == "local":
-        return _load_folder(source.path, options, source="local", weights_path=source.path, **placed)
+        with _unreadable_folder(source.path):
+            return _load_folder(source.path, options, source="local", weights_path=source.path, **placed)
     try:
         model, tokenizer = _from_pretrained(reference, **options)
     except EmolabError:
@@ -334,6 +336,20 @@ def _bundled_model(reference: str) -> BundledModel:
         raise ModelNotFoundError(
             f"unknown bundled model {name!r}; bundled models: {', '.join(BUNDLED_MODELS)}"
         ) from None
+
+
+@contextlib.contextmanager
+def _unreadable_folder(folder: Path) -> Iterator[None]:
+    """A model folder that cannot be loaded (truncated weights, a config without a key, no tokenizer)
+    is a one-line error that says which folder and what went wrong, not a traceback."""
+    try:
+        yield
+    except EmolabError:
+        raise
+    except Exception as error:  # safetensors, tokenizers and transformers each raise their own types
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        reason = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+        raise ModelNotFoundError(f"model {folder}: cannot be loaded ({reason})") from None
 
 
 def _load_folder(folder: Path, options: dict, **identity) -> LoadedModel:
