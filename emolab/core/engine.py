@@ -21,11 +21,11 @@ import numpy as np
 import torch
 
 from emolab.core.conversation import Conversation, fit_to_context
+from emolab.core.decoders import open_decoder
 from emolab.core.detokenize import IncrementalDecoder
 from emolab.core.devices import intra_op_threads
 from emolab.core.errors import ContextOverflowError, EmolabError
 from emolab.core.events import Event, Token, TurnFinished, TurnStarted, Truncated
-from emolab.core.decoders import open_decoder
 from emolab.core.models import LoadedModel
 from emolab.core.pack import VectorPack
 from emolab.core.probes import Probe
