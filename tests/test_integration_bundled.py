@@ -128,3 +128,26 @@ def test_lean_and_transformers_decoders_agree_over_a_steered_two_turn_chat(real_
     reference_ids, reference_probe = chat("transformers")
     assert lean_ids == reference_ids
     np.testing.assert_allclose(lean_probe, reference_probe, atol=1e-3)
+
+
+PROMPTS = ["Explain how a bicycle works.", "My dog died yesterday and I feel terrible.", "List ten ideas for a birthday party."]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_the_lean_decoder_keeps_the_greedy_tokens_of_generate_over_longer_replies(bundled_cache, dtype):
+    """In fp32 the packed kernels sum in another order than MKL; greedy tokens must still not move."""
+    from emolab.core.models import load_model
+
+    model = load_model("bundled", dtype=dtype)
+    engine = Engine(model, sampling=Sampling(temperature=0, max_tokens=96))
+    assert engine.decoder.prepacked
+    for prompt_text in PROMPTS:
+        engine.reset()
+        events = list(engine.chat(prompt_text))
+        prompt = [e.token_id for e in events if isinstance(e, Token) and e.source == "prompt"]
+        reply = [e.token_id for e in events if isinstance(e, Token) and e.source == "reply"]
+        with torch.inference_mode():
+            generated = model.model.generate(torch.tensor([prompt]), max_new_tokens=96, do_sample=False,
+                                             eos_token_id=sorted(engine._eos_ids))
+        assert reply == generated[0, len(prompt):].tolist()[: len(reply)], prompt_text
+        assert len(reply) > 20
