@@ -35,6 +35,8 @@ VECTORS = "vectors.safetensors"
 # Optional: default alert thresholds from the build's neutral tokens. They change no readout or
 # steering, so they are not part of the pack's sha256 (sessions recorded before they existed still verify).
 ALERTS = "alerts.json"
+WATCHED_EMOTIONS = ("desperate", "hostile", "afraid")  # the console's alerts, unless told otherwise
+FALLBACK_ALERT_Z = 3.0  # their threshold for packs without alerts.json, and the floor for packs with one
 UNIT_TOLERANCE = 1e-3
 PER_EMOTION_STATS = ("raw_norm", "neutral_mean", "neutral_std")
 
@@ -57,6 +59,11 @@ class LayerData:
     neutral_mean: torch.Tensor  # [E]
     neutral_std: torch.Tensor  # [E]
     mean_norm: float  # the steering unit at this layer
+
+    def z_scores(self, residuals: torch.Tensor) -> torch.Tensor:
+        """[N, H] residuals → [N, E] z-scores against the neutral statistics (the recipe's form;
+        `Probe` folds the same formula into one matrix product)."""
+        return (residuals.float() @ self.directions.float().T - self.neutral_mean) / self.neutral_std
 
 
 @dataclass
@@ -164,8 +171,8 @@ class VectorPack:
 
     def _describe_alerts(self) -> str:
         if not self.alert_thresholds:
-            return f"no {ALERTS}: the console alerts at z >= 3"
-        watched = [name for name in ("desperate", "hostile", "afraid") if name in self.alert_thresholds]
+            return f"no {ALERTS}: the console alerts at z >= {FALLBACK_ALERT_Z:g}"
+        watched = [name for name in WATCHED_EMOTIONS if name in self.alert_thresholds]
         shown = ", ".join(f"{name} z >= {self.alert_thresholds[name]:g}" for name in watched)
         return f"{len(self.alert_thresholds)} thresholds in {ALERTS}" + (f"; {shown}" if shown else "")
 

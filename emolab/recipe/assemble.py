@@ -29,8 +29,7 @@ def neutral_alert_thresholds(neutral_tokens: torch.Tensor, data: LayerData, emot
     """
     import numpy as np
 
-    scores = (neutral_tokens.float() @ data.directions.float().T - data.neutral_mean) / data.neutral_std
-    values = np.quantile(scores.numpy(), quantile, axis=0)
+    values = np.quantile(data.z_scores(neutral_tokens).numpy(), quantile, axis=0)
     return {name: float(value) for name, value in zip(emotions, values, strict=True)}
 
 

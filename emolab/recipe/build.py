@@ -186,8 +186,7 @@ def heldout_fit(activations: StoryActivations, emotions: Sequence[str], column: 
         train &= torch.isin(activations.topics, torch.tensor(list(training_topics)))
     layer = directions_for_layer(activations.means[train, column], activations.labels[train], emotions,
                                  activations.neutral[:, column], denoise_variance=denoise_variance)
-    scores = (activations.means[held, column] @ layer.directions.T - layer.neutral_mean) / layer.neutral_std
-    return layer, rank_accuracy(scores, activations.labels[held])
+    return layer, rank_accuracy(layer.z_scores(activations.means[held, column]), activations.labels[held])
 
 
 def heldout_accuracy(activations: StoryActivations, emotions: Sequence[str], column: int, *, heldout_every: int,

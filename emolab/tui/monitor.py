@@ -7,13 +7,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-WATCHED = ("desperate", "hostile", "afraid")
-FALLBACK_Z = 3.0  # for packs without alerts.json
+from emolab.core.pack import FALLBACK_ALERT_Z, WATCHED_EMOTIONS
 
 
 def default_thresholds(pack_thresholds: Mapping[str, float]) -> dict[str, float]:
     """The watched emotions, each at the z its pack's neutral tokens reach one time in a thousand."""
-    return {name: max(FALLBACK_Z, pack_thresholds.get(name, FALLBACK_Z)) for name in WATCHED}
+    return {name: max(FALLBACK_ALERT_Z, pack_thresholds.get(name, FALLBACK_ALERT_Z)) for name in WATCHED_EMOTIONS}
 
 
 @dataclass(frozen=True)

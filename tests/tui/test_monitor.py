@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from emolab.tui.monitor import FALLBACK_Z, Monitor, default_thresholds
+from emolab.core.pack import FALLBACK_ALERT_Z as FALLBACK_Z
+from emolab.tui.monitor import Monitor, default_thresholds
 
 
 def test_default_thresholds_come_from_the_pack_and_never_go_below_the_fallback():
