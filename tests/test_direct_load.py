@@ -10,7 +10,7 @@ import torch
 
 from emolab.core.engine import Engine
 from emolab.core.events import Token
-from emolab.core.llama_weights import DefaultRotary, direct_load_unsupported_reason
+from emolab.core.llama_weights import DefaultRotary, direct_load_unsupported_reason, read_config
 from emolab.core.models import load_model
 from emolab.core.sampling import Sampling
 
@@ -80,7 +80,7 @@ def test_checkpoints_the_lean_path_cannot_run_exactly_are_loaded_whole(tmp_path,
     folder = tmp_path / "variant"
     shutil.copytree(tiny_model_dir, folder)
     rewrite_config(folder, **changes)
-    assert reason in direct_load_unsupported_reason(folder)
+    assert reason in direct_load_unsupported_reason(folder, read_config(folder))
 
 
 def test_a_scaled_rope_model_still_loads_whole_and_chats(tmp_path, tiny_model_dir):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from emolab.core.llama_weights import LlamaWeights
+from emolab.core.llama_weights import HEAD, LlamaWeights
 
 CACHE_CHUNK = 256  # the KV cache grows in steps of this many tokens
 
@@ -97,15 +97,15 @@ def shared_projection(weights: LlamaWeights, names: tuple[str, ...], *, packed: 
     """
     key = (names, packed)
     if key not in weights.prepared:
-        if names == ("lm_head",):  # tied to the embedding, which stays
-            linears = [(weights.head, weights.get("lm_head.bias"))]
+        if names == (HEAD,):  # maybe tied to the embedding, which stays
+            linears = [(weights.head, weights.get(f"{HEAD}.bias"))]
         elif any(f"{name}.weight" not in weights.tensors for name in names):
             raise ValueError(f"{names[0]}: only the packed copy of these weights is kept; load the model again "
                              "to run it unpacked")
         else:
             linears = [(weights.tensors[f"{name}.weight"], weights.get(f"{name}.bias")) for name in names]
         weights.prepared[key] = (PackedProjection if packed else PlainProjection)(*linears)
-        if packed and weights.owned and names != ("lm_head",):
+        if packed and weights.owned and names != (HEAD,):
             for name in names:
                 del weights.tensors[f"{name}.weight"]
     return weights.prepared[key]
@@ -158,7 +158,7 @@ class LeanLlamaDecoder:
         self._embed = embed
         self._rotary = weights.rotary
         self._final_norm = weights.tensors["model.norm.weight"]
-        self._head = shared_projection(weights, ("lm_head",), packed=self.prepacked)
+        self._head = projection(HEAD)
         self.eps = weights.rms_eps
         self.heads, self.kv_heads, self.head_dim = weights.heads, weights.kv_heads, weights.head_dim
         self.scale = self.head_dim**-0.5

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import torch
 
 SUPPORTED_TYPES = ("llama", "mistral", "qwen2")
+HEAD = "lm_head"  # the output projection's checkpoint name
 
 # (x, positions [1, n]) → (cos, sin), each [1, n, head_dim] in x's dtype
 Rotary = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -65,7 +66,7 @@ class LlamaWeights:
 
     @property
     def head(self) -> torch.Tensor:
-        head = self.tensors.get("lm_head.weight")
+        head = self.tensors.get(f"{HEAD}.weight")
         return head if head is not None and not self.tie_embeddings else self.tensors["model.embed_tokens.weight"]
 
     @classmethod
@@ -73,8 +74,7 @@ class LlamaWeights:
         heads = config.num_attention_heads
         return cls(
             layers=config.num_hidden_layers, heads=heads,
-            kv_heads=getattr(config, "num_key_value_heads", None) or heads,
-            head_dim=getattr(config, "head_dim", None) or config.hidden_size // heads,
+            kv_heads=getattr(config, "num_key_value_heads", None) or heads, head_dim=head_dim_of(config),
             context_window=config.max_position_embeddings, rms_eps=config.rms_norm_eps,
             rotary=rotary, tensors=tensors, tie_embeddings=bool(getattr(config, "tie_word_embeddings", False)),
         )
@@ -86,18 +86,15 @@ class LlamaWeights:
         if reason is not None:
             raise ValueError(f"the lean decoder cannot run this model: {reason}")
         tensors = dict(model.state_dict())
-        tensors["lm_head.weight"] = model.get_output_embeddings().weight
-        weights = cls.from_config(model.config, tensors, model.model.rotary_emb)
-        weights.tie_embeddings = False  # lm_head.weight is the real head, tied or not
-        return weights
+        tensors[f"{HEAD}.weight"] = model.get_output_embeddings().weight  # tied or not, the real head
+        return cls.from_config(model.config, tensors, model.model.rotary_emb)
 
 
 class DefaultRotary:
     """transformers' default RoPE (`rope_type: default`), op for op, so that the tables match bit for bit."""
 
     def __init__(self, theta: float, head_dim: int, device: torch.device):
-        self.inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float) / head_dim))
-        self.inv_freq = self.inv_freq.to(device)
+        self.inv_freq = (1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float) / head_dim))).to(device)
 
     def __call__(self, x: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         freqs = positions[..., None].float() * self.inv_freq.to(device=x.device, dtype=torch.float)
@@ -124,9 +121,12 @@ def rope_theta(config) -> float | None:
     return float(theta) if theta is not None else None
 
 
-def direct_load_unsupported_reason(folder: Path) -> str | None:
-    """None if `load_llama_weights(folder)` can run this checkpoint without transformers' module."""
-    config = read_config(folder)
+def head_dim_of(config) -> int:
+    return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+
+
+def direct_load_unsupported_reason(folder: Path, config) -> str | None:
+    """None if `load_llama_weights` can run this checkpoint (and its `read_config`) without transformers' module."""
     if config is None:
         return "no readable config.json"
     if getattr(config, "auto_map", None) is not None:
@@ -139,11 +139,10 @@ def direct_load_unsupported_reason(folder: Path) -> str | None:
     return reason
 
 
-def load_llama_weights(folder: Path, *, dtype: torch.dtype, device: torch.device) -> LlamaWeights:
+def load_llama_weights(folder: Path, config, *, dtype: torch.dtype, device: torch.device) -> LlamaWeights:
     """Read a checkpoint folder's safetensors into a `LlamaWeights`, cast as transformers would cast them."""
     from safetensors import safe_open
 
-    config = read_config(folder)
     tensors: dict[str, torch.Tensor] = {}
     for path in sorted(folder.glob("*.safetensors")):
         with safe_open(path, framework="pt", device=str(device)) as file:
@@ -151,7 +150,6 @@ def load_llama_weights(folder: Path, *, dtype: torch.dtype, device: torch.device
                 tensor = file.get_tensor(name)
                 # a copy, never a view of the mapped file, so that dropping a tensor frees its memory
                 tensors[name] = tensor.to(dtype, copy=True) if tensor.is_floating_point() else tensor.clone()
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    weights = LlamaWeights.from_config(config, tensors, DefaultRotary(rope_theta(config), head_dim, device))
+    weights = LlamaWeights.from_config(config, tensors, DefaultRotary(rope_theta(config), head_dim_of(config), device))
     weights.owned = True
     return weights

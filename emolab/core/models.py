@@ -354,10 +354,11 @@ def _unreadable_folder(folder: Path) -> Iterator[None]:
 
 def _load_folder(folder: Path, options: dict, **identity) -> LoadedModel:
     """A checkpoint folder: its weights alone where the lean decoder runs it on the CPU, else the module."""
-    if options["device"].type == "cpu" and direct_load_unsupported_reason(folder) is None:
+    config = read_config(folder)
+    if options["device"].type == "cpu" and direct_load_unsupported_reason(folder, config) is None:
         tokenizer = _load_tokenizer(str(folder), trust_remote_code=options["trust_remote_code"], local=folder)
-        weights = load_llama_weights(folder, dtype=options["dtype"], device=options["device"])
-        return LoadedModel(None, tokenizer, lean_weights=weights, config=read_config(folder),
+        weights = load_llama_weights(folder, config, dtype=options["dtype"], device=options["device"])
+        return LoadedModel(None, tokenizer, lean_weights=weights, config=config,
                            generation=_read_json(folder / "generation_config.json"),
                            build_model=lambda: _load_module(str(folder), **options), **identity)
     return LoadedModel(*_from_pretrained(str(folder), **options), **identity)
