@@ -33,9 +33,10 @@ from emolab.tui.widgets.transcript import TurnWidget
 async def measure(tokens: int, pack_override: str | None, size: tuple[int, int], decode_threads: str) -> None:
     pack = load_pack(pack_path(pack_override))
     loaded = load_model(pack.model_id)
-    threads = {"auto": threads_beside_a_ui(loaded.device), "all": None}.get(decode_threads)
-    if decode_threads not in ("auto", "all"):
-        threads = int(decode_threads)
+    if decode_threads == "auto":
+        threads = threads_beside_a_ui(loaded.device)
+    else:
+        threads = None if decode_threads == "all" else int(decode_threads)
 
     def loader(progress):
         return Engine(loaded, pack, sampling=Sampling(temperature=0, max_tokens=tokens), decode_threads=threads)

@@ -44,5 +44,4 @@ def alerts(path, model, device, dtype, trust_remote_code):
     with staged_progress("", rates=True) as progress:
         activations, _ = read_build_activations(vector_pack, loaded, progress)
     write_neutral_alerts(vector_pack, activations)
-    for line in load_pack(path).summary_lines()[-1:]:
-        click.echo(line)
+    click.echo(load_pack(path).summary_lines()[-1])  # the alerts line, read back from the new file
