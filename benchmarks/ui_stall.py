@@ -73,9 +73,7 @@ async def measure(tokens: int, pack_override: str | None, size: tuple[int, int],
         task = asyncio.get_running_loop().create_task(ticker())
         app.query_one("#prompt").value = "Tell me a story about a lighthouse keeper."
         started = time.perf_counter()
-        await pilot.press("enter")
-        while not app.generating:
-            await pilot.pause(0.01)
+        await pilot.press("enter")  # the submit handler sets `generating` before this returns
         renders = 0
         while app.generating:
             await pilot.pause(0.05)
