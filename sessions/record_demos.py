@@ -4,7 +4,8 @@
 
 Each demo is a scripted chat: user messages, and slider moves at given reply tokens, applied
 through the engine exactly as the console applies them. Every file verifies with
-`emolab replay --verify`.
+`emolab replay --verify`. They are recorded in fp32: bf16 products differ between CPUs with and
+without oneDNN's bf16 path, fp32 gives the same tokens on both (see the README's sessions section).
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def record(name: str, script, loaded, pack) -> Path:
 
 def main() -> None:
     pack = load_pack(ROOT / PACK)
-    loaded = load_model(pack.model_id)
+    loaded = load_model(pack.model_id, dtype="float32")
     for name, script in DEMOS.items():
         print(f"recorded {record(name, script, loaded, pack)}")
 

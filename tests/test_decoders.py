@@ -118,6 +118,8 @@ def test_auto_picks_lean_for_llama_and_transformers_for_other_architectures():
         open_decoder(loaded, probe_layer=1, steer_layers=[0], kind="fast")
 
 
+@pytest.mark.skipif(not lean_llama.onednn_packs(torch.bfloat16),
+                    reason="needs oneDNN's bf16 path: AVX512BW+VL+DQ or AVX-NE-CONVERT")
 def test_packed_bfloat16_weights_give_bit_identical_results():
     model = tiny_loaded_model(hidden=64).model.to(torch.bfloat16)
     turns = [([5, 6, 7, 8], None), ([9], None), ([10, 11], None)]
@@ -140,6 +142,28 @@ def test_a_packed_projection_matches_its_linears_with_and_without_biases():
             assert len(outputs) == len(linears)
             for output, linear in zip(outputs, linears, strict=True):
                 torch.testing.assert_close(output, linear(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_where_the_cpu_cannot_pack_the_lean_decoder_runs_plain_and_matches_transformers(monkeypatch, dtype):
+    monkeypatch.setattr(lean_llama, "onednn_packs", lambda dtype: False)  # an AVX2-only CPU, for bf16
+    loaded = tiny_loaded_model()
+    loaded.model.to(dtype)
+    decoder = lean_decoder(loaded.model, probe_layer=1)
+    assert not decoder.prepacked and decoder.matmul == "plain"
+    turns = [([5, 6, 7, 8], None), ([9], None), ([10, 11, 12], None)]
+    lean = run_turns(decoder, turns, {})
+    reference = run_turns(TransformersDecoder(loaded, probe_layer=1, steer_layers=()), turns, {})
+    tolerance = 1e-5 if dtype == torch.float32 else 2e-2
+    for (logits, residuals), (want_logits, want_residuals) in zip(lean, reference, strict=True):
+        torch.testing.assert_close(logits, want_logits, rtol=tolerance, atol=tolerance)
+        torch.testing.assert_close(residuals, want_residuals, rtol=tolerance, atol=tolerance)
+
+
+def test_the_capability_check_is_asked_once_per_dtype():
+    assert lean_llama.onednn_packs(torch.float32) is lean_llama.onednn_packs(torch.float32)
+    assert lean_llama.onednn_packs.cache_info().currsize >= 1
+    assert not lean_llama.onednn_packs(torch.float16)
 
 
 def test_without_grouped_sdpa_the_kv_heads_are_repeated_with_the_same_result(monkeypatch):

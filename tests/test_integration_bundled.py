@@ -8,6 +8,7 @@ import torch
 from click.testing import CliRunner
 
 from emolab.cli import main
+from emolab.core import lean_llama
 from emolab.core.engine import Engine
 from emolab.core.events import Token
 from emolab.core.sampling import Sampling
@@ -140,7 +141,23 @@ def test_the_lean_decoder_keeps_the_greedy_tokens_of_generate_over_longer_replie
 
     model = load_model("bundled", dtype=dtype)
     engine = Engine(model, sampling=Sampling(temperature=0, max_tokens=96))
-    assert engine.decoder.prepacked
+    assert engine.decoder.prepacked == lean_llama.onednn_packs(model.dtype)
+    assert_greedy_equals_generate(engine, model)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_where_the_cpu_cannot_pack_the_greedy_tokens_still_equal_generate(bundled_cache, monkeypatch, dtype):
+    """The AVX2-only path, run on every machine: plain F.linear on the same weights."""
+    from emolab.core.models import load_model
+
+    monkeypatch.setattr(lean_llama, "onednn_packs", lambda dtype: False)
+    model = load_model("bundled", dtype=dtype)
+    engine = Engine(model, sampling=Sampling(temperature=0, max_tokens=96))
+    assert engine.decoder.name == "lean" and engine.decoder.matmul == "plain"
+    assert_greedy_equals_generate(engine, model)
+
+
+def assert_greedy_equals_generate(engine, model):
     for prompt_text in PROMPTS:
         engine.reset()
         events = list(engine.chat(prompt_text))

@@ -24,6 +24,9 @@ DECODER_CHOICES = ("auto", "lean", "transformers")
 
 
 class TransformersDecoder:
+    name = "transformers"
+    matmul = "plain"  # transformers' own linears
+
     def __init__(self, loaded: LoadedModel, *, probe_layer: int | None, steer_layers):
         self.model = loaded.model
         self.input_device = loaded.input_device

@@ -20,6 +20,7 @@ Anything else (other architectures, weights split over devices, sliding windows)
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -30,8 +31,22 @@ from emolab.core.llama_weights import HEAD, LlamaWeights
 CACHE_CHUNK = 256  # the KV cache grows in steps of this many tokens
 
 
+@functools.cache
+def onednn_packs(dtype: torch.dtype) -> bool:
+    """Can oneDNN pack and run linear weights of this dtype on this CPU? Asked once per process.
+
+    bf16 needs AVX512BW/VL/DQ or AVX-NE-CONVERT: an AVX2-only CPU has neither, and packing
+    raises there. fp32 packs on any x86 CPU that oneDNN supports.
+    """
+    if not torch.backends.mkldnn.is_available():
+        return False
+    if dtype == torch.bfloat16:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return dtype == torch.float32
+
+
 def can_prepack(device: torch.device, dtype: torch.dtype) -> bool:
-    return device.type == "cpu" and dtype in (torch.bfloat16, torch.float32) and torch.backends.mkldnn.is_available()
+    return device.type == "cpu" and onednn_packs(dtype)
 
 
 Linear = tuple[torch.Tensor, "torch.Tensor | None"]  # (weight [out, in], bias [out] or None)
@@ -145,8 +160,11 @@ class LeanLlamaDecoder:
     layer's own steering is added, exactly as `ResidualHooks` does for the transformers path.
     """
 
+    name = "lean"
+
     def __init__(self, weights: LlamaWeights, *, probe_layer: int | None, prepack: bool | None = None):
-        """prepack: pack the projection weights for oneDNN (None: wherever that is possible)."""
+        """prepack: pack the projection weights for oneDNN (None: wherever this CPU can; elsewhere
+        plain `F.linear` on the same weights, slower but the same ops as transformers')."""
         self.probe_layer = probe_layer
         embed = weights.tensors["model.embed_tokens.weight"]
         self.device, self.dtype = embed.device, embed.dtype
@@ -175,6 +193,11 @@ class LeanLlamaDecoder:
                 gate_up=projection(f"{block}.mlp.gate_proj", f"{block}.mlp.up_proj"),
                 down=projection(f"{block}.mlp.down_proj"),
             ))
+
+    @property
+    def matmul(self) -> str:
+        """"packed" (oneDNN's blocked weights) or "plain" (`F.linear`), for a slow machine to explain itself."""
+        return "packed" if self.prepacked else "plain"
 
     def __enter__(self) -> "LeanLlamaDecoder":
         return self
