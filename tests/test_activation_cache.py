@@ -26,19 +26,20 @@ def corpus(story_suffix=""):
 
 
 def collect(tiny_model, plan, texts):
-    return build_module.collect_activations(tiny_model, plan, texts, [1, 2], start_token=1, batch_size=2,
+    return build_module.collect_activations(tiny_model, plan.emotions, texts, [1, 2], start_token=1, batch_size=2,
                                             progress=lambda *a: None)
 
 
 def counting_reads(monkeypatch):
+    """Count whole readings: each reads the neutral texts once."""
     calls = []
-    original = build_module._read_activations
+    original = build_module.token_activations
 
     def counted(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(build_module, "_read_activations", counted)
+    monkeypatch.setattr(build_module, "token_activations", counted)
     return calls
 
 
@@ -57,7 +58,7 @@ def test_other_texts_or_layers_are_read_again(tiny_model, monkeypatch):
     collect(tiny_model, *corpus())
     collect(tiny_model, *corpus(" Then more."))
     plan, texts = corpus()
-    build_module.collect_activations(tiny_model, plan, texts, [1, 3], start_token=1, batch_size=2,
+    build_module.collect_activations(tiny_model, plan.emotions, texts, [1, 3], start_token=1, batch_size=2,
                                      progress=lambda *a: None)
     assert len(calls) == 3
 

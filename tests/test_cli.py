@@ -134,7 +134,7 @@ def test_probe_prints_a_table(tiny_model_dir, tiny_pack, tmp_path):
     text.write_text("She was afraid of the dark.")
     result = invoke("probe", "--vectors", tiny_pack.path, "--model", tiny_model_dir, text)
     assert result.exit_code == 0, result.output
-    assert "whole text, mean z over" in result.output
+    assert "whole text, mean smoothed (half-life 4 tokens) z over" in result.output
 
 
 def test_probe_missing_file_and_missing_pack(tiny_model_dir, tiny_pack, tmp_path):

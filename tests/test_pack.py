@@ -7,7 +7,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from emolab.core.errors import PackError
-from emolab.core.pack import default_emotions, load_pack
+import numpy as np
+
+from emolab.core.pack import ProbeData, default_emotions, load_pack, write_pack
+from emolab.core.probes import Probe
 from tests.tiny import EMOTIONS
 
 
@@ -172,9 +175,10 @@ def test_alert_thresholds_are_read_from_alerts_json_and_left_out_of_the_hash(tin
 
     before = tiny_pack.sha256
     assert tiny_pack.alert_thresholds == {}
-    write_alert_thresholds(tiny_pack.path, {"afraid": 4.234, "calm": 3.5}, layer=2, quantile=0.999, neutral_tokens=100)
+    assert tiny_pack.smoothing_half_life == 4.0  # the default, without alerts.json
+    write_alert_thresholds(tiny_pack.path, {"afraid": 4.234, "calm": 3.5}, about="test", layer=2, half_life=8.0)
     pack = load_pack(tiny_pack.path)
-    assert pack.alert_thresholds == {"afraid": 4.23, "calm": 3.5}
+    assert pack.alert_thresholds == {"afraid": 4.23, "calm": 3.5} and pack.smoothing_half_life == 8.0
     assert pack.sha256 == before  # no readout changes, so sessions recorded before still verify
 
 
@@ -184,6 +188,7 @@ def test_alert_thresholds_are_read_from_alerts_json_and_left_out_of_the_hash(tin
     ('{"z": {"nope": 3.0}}', "'nope', which is not one of the pack's emotions"),
     ('{"z": {"afraid": NaN}}', "threshold of 'afraid' is not a finite number"),
     ('{"z": {"afraid": "high"}}', "threshold of 'afraid' is not a finite number"),
+    ('{"z": {}, "half_life": -1}', "not an alert-threshold file"),
 ])
 def test_a_broken_alerts_json_is_a_one_line_pack_error(tiny_pack, text, message):
     (tiny_pack.path / "alerts.json").write_text(text)
@@ -199,3 +204,46 @@ def test_pack_alerts_needs_the_build_corpus(tiny_pack, tiny_model_dir):
     result = CliRunner().invoke(main, ["pack", "alerts", str(tiny_pack.path), "--model", str(tiny_model_dir)])
     assert result.exit_code == 2 and "records no build plan" in result.output
     assert "Traceback" not in result.output
+
+
+def probes_for(loaded, n_emotions, layers):
+    generator = torch.Generator().manual_seed(7)
+    return {layer: ProbeData(weights=torch.randn(n_emotions, loaded.hidden_size, generator=generator),
+                             mean=torch.randn(n_emotions, generator=generator),
+                             std=torch.rand(n_emotions, generator=generator) + 0.5, centre=True)
+            for layer in layers}
+
+
+def test_a_version_2_pack_round_trips_its_probes_and_reads_with_them(tmp_path, tiny_model):
+    from tests.tiny import tiny_layer_data, tiny_manifest
+
+    probes = probes_for(tiny_model, len(EMOTIONS), [2])
+    manifest = tiny_manifest(tiny_model, EMOTIONS, [1, 2], probes={"method": "lda", "reference": "stories",
+                                                                    "centre": True})
+    data = {layer: tiny_layer_data(tiny_model, len(EMOTIONS), seed=layer) for layer in (1, 2)}
+    pack = load_pack(write_pack(tmp_path / "v2", manifest, data, probes).path)
+    assert pack.manifest["format_version"] == 2 and pack.manifest["probes"]["layers"] == [2]
+    assert torch.equal(pack.readout(2).weights, probes[2].weights) and pack.readout(2).centre
+    assert pack.readout(1).weights is pack.layers[1].directions  # no probe there: the steering directions
+    hidden = torch.randn(3, tiny_model.hidden_size)
+    np.testing.assert_allclose(Probe(pack).read(hidden), probes[2].z_scores(hidden).numpy(), atol=1e-5)
+
+
+def test_a_version_1_pack_still_loads_and_reads_with_its_steering_directions(tiny_pack):
+    edit_manifest(tiny_pack, lambda manifest: manifest.update(format_version=1))
+    pack = load_pack(tiny_pack.path)
+    assert pack.probes == {}
+    hidden = torch.randn(3, pack.hidden_size)
+    np.testing.assert_allclose(Probe(pack).read(hidden), pack.layers[2].z_scores(hidden).numpy(), atol=1e-5)
+
+
+def test_a_probe_named_in_the_manifest_but_missing_is_one_line(tmp_path, tiny_model):
+    from tests.tiny import tiny_layer_data, tiny_manifest
+
+    data = {layer: tiny_layer_data(tiny_model, len(EMOTIONS), seed=layer) for layer in (1, 2)}
+    pack = write_pack(tmp_path / "v2", tiny_manifest(tiny_model, EMOTIONS, [1, 2]), data,
+                      probes_for(tiny_model, len(EMOTIONS), [2]))
+    edit_tensors(pack, lambda tensors: tensors.pop("probe_std.2"))
+    expect_error(pack.path, "vectors.safetensors", "probe_std.2", "missing")
+    edit_manifest(pack, lambda manifest: manifest["probes"].update(layers=[5]))
+    expect_error(pack.path, "probes are stored for layer 5")

@@ -60,17 +60,3 @@ def test_geometry_puts_happy_right_of_sad_and_excited_above_calm():
     assert coords[0, 0] > coords[1, 0]
     assert coords[3, 1] > coords[2, 1]
     assert float(geometry.explained.sum()) <= 1.0 + 1e-6
-
-
-def test_neutral_alert_thresholds_are_the_quantile_of_the_neutral_z_scores():
-    from emolab.core.pack import LayerData
-    from emolab.recipe.assemble import neutral_alert_thresholds
-
-    generator = torch.Generator().manual_seed(0)
-    neutral = torch.randn(10_000, 4, generator=generator)
-    data = LayerData(directions=torch.eye(4)[:2], raw_norm=torch.ones(2), neutral_mean=torch.tensor([0.0, 1.0]),
-                     neutral_std=torch.tensor([1.0, 2.0]), mean_norm=1.0)
-    thresholds = neutral_alert_thresholds(neutral, data, ["a", "b"], quantile=0.99)
-    assert thresholds["a"] == pytest.approx(float(torch.quantile(neutral[:, 0], 0.99)), abs=1e-5)
-    assert thresholds["b"] == pytest.approx(float(torch.quantile((neutral[:, 1] - 1) / 2, 0.99)), abs=1e-5)
-    assert 2.0 < thresholds["a"] < 2.7  # a normal's 99th percentile is 2.33

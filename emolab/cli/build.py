@@ -52,6 +52,8 @@ def _load(model, device, dtype, trust_remote_code):
 @click.option("--name", default=None, help="The pack's name (default: the folder's name).")
 @click.option("--emotions", "emotions_file", default=None, type=click.Path(dir_okay=False),
               help="A file of emotion names, one per line (default: the paper's 171).")
+@click.option("--corpus", default=None, metavar="NAME|PATH",
+              help="Read a written corpus instead of having the model write stories: 'written' (shipped) or a file.")
 @click.option("--topics", default=20, show_default=True, type=int, help="How many of the 100 story topics to use.")
 @click.option("--stories-per-topic", default=1, show_default=True, type=int)
 @click.option("--neutral-per-task", default=2, show_default=True, type=int, help="Neutral dialogues per task (40 tasks).")
@@ -64,7 +66,7 @@ def _load(model, device, dtype, trust_remote_code):
 @click.option("--dtype", default="auto", show_default=True)
 @click.option("--trust-remote-code", is_flag=True)
 @click.option("--dry-run", is_flag=True, help="Print the planned counts and an estimated time, and stop.")
-def build_pack(model, out, name, emotions_file, topics, stories_per_topic, neutral_per_task, max_new_tokens, layers,
+def build_pack(model, out, name, emotions_file, corpus, topics, stories_per_topic, neutral_per_task, max_new_tokens, layers,
                start_token, batch_size, seed, device, dtype, trust_remote_code, dry_run):
     """Build a vector pack with the paper's recipe. Resumes where a killed build stopped."""
     from emolab.recipe.build import BuildSettings, build, corpus_plan, default_layers, estimate_seconds
@@ -73,9 +75,24 @@ def build_pack(model, out, name, emotions_file, topics, stories_per_topic, neutr
     settings = BuildSettings(
         name=name or out_path.name, emotions=_emotions(emotions_file), topics=topics,
         stories_per_topic=stories_per_topic, neutral_per_task=neutral_per_task, max_new_tokens=max_new_tokens,
-        seed=seed, layers=_layers(layers), start_token=start_token, batch_size=batch_size,
+        seed=seed, layers=_layers(layers), start_token=start_token, batch_size=batch_size, corpus=corpus,
     )
+    if corpus:  # bad corpora fail before the model loads
+        from emolab.recipe.written import read_written
+
+        texts = read_written(corpus).texts(settings.emotions)
     loaded = _load(model, device, dtype, trust_remote_code)
+    if corpus and dry_run:
+        from emolab.recipe.build import estimate_reading_seconds
+
+        stories = sum(len(rows) for rows in texts.stories.values())
+        click.echo(f"model      {loaded.describe()}")
+        click.echo(f"corpus     {corpus}: {stories} stories for {len(settings.emotions)} emotions, "
+                   f"{len(texts.neutral)} neutral texts (read, not generated)")
+        click.echo(f"layers     {', '.join(map(str, settings.layers or default_layers(loaded.num_layers)))}")
+        click.echo(f"estimate   about {estimate_reading_seconds(loaded, texts, settings) / 60:.1f} minutes of reading "
+                   f"on {loaded.device.type} (measured on one batch)")
+        return
     plan = corpus_plan(loaded, settings)
     if dry_run:
         jobs = plan.jobs()

@@ -16,12 +16,16 @@ def _score(value: float) -> float | None:
     return round(value, 4) if math.isfinite(value) else None
 
 
+def _named(values, emotions: list[str] | None) -> dict:
+    return {name: _score(value) for name, value in zip(emotions, values)} if values is not None and emotions else {}
+
+
 def event_record(event: Event, emotions: list[str] | None) -> dict:
     if isinstance(event, Token):
         record = {"type": "token", "index": event.index, "position": event.position, "token_id": event.token_id,
                   "text": event.text, "source": event.source, "t": round(event.t, 4)}
-        record["probe"] = ({name: _score(value) for name, value in zip(emotions, event.probe)}
-                           if event.probe is not None and emotions else {})
+        record["probe"] = _named(event.probe, emotions)
+        record["smoothed"] = _named(event.smoothed, emotions)
         record["steering"] = dict(event.steering)
         return record
     if isinstance(event, TurnStarted):

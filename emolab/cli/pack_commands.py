@@ -29,19 +29,19 @@ def info(path):
 @click.option("--dtype", default=None, help="Default: the dtype the pack was built in, so that its cached activations are reused.")
 @click.option("--trust-remote-code", is_flag=True)
 def alerts(path, model, device, dtype, trust_remote_code):
-    """Write a pack's default alert thresholds (alerts.json) from its build's neutral tokens.
+    """Calibrate a pack's default alert thresholds and smoothing (alerts.json) again.
 
-    For packs built before build-pack wrote alerts.json. Reads the activations the build read
-    (from the cache when they are there), so it needs the corpus beside the pack.
+    For packs built before build-pack calibrated them. Reads the activations the build read
+    (from the cache when they are there), so it needs the pack's corpus.
     """
     from emolab.cli.options import open_model
     from emolab.cli.progress import staged_progress
     from emolab.core.pack import load_pack
-    from emolab.recipe.build import read_build_activations, write_neutral_alerts
+    from emolab.recipe.build import read_build_activations, write_calibrated_alerts
 
     vector_pack = load_pack(path)
     loaded = open_model(vector_pack, model, device, dtype or vector_pack.manifest["model"]["dtype"], trust_remote_code)
     with staged_progress("", rates=True) as progress:
-        activations, _ = read_build_activations(vector_pack, loaded, progress)
-    write_neutral_alerts(vector_pack, activations)
+        activations, settings, texts = read_build_activations(vector_pack, loaded, progress)
+        write_calibrated_alerts(vector_pack, loaded, activations, texts, settings, progress)
     click.echo(load_pack(path).summary_lines()[-1])  # the alerts line, read back from the new file

@@ -18,7 +18,8 @@ from emolab.core.errors import EmolabError
 @click.argument("source", metavar="FILE|-")
 @click.option("--top", "top_k", default=3, show_default=True, type=click.IntRange(min=1), help="Emotions shown per token.")
 @click.option("--json", "as_json", is_flag=True, help="Write token events as JSON lines, as `run --json` does.")
-def probe(vectors, model, device, dtype, trust_remote_code, source, top_k, as_json):
+@click.option("--raw", is_flag=True, help="Show each token's own readout, not the smoothed one the console shows.")
+def probe(vectors, model, device, dtype, trust_remote_code, source, top_k, as_json, raw):
     """Read every token of a text (a file, or - for stdin) through the pack's probes."""
     from emolab.core.engine import Engine
 
@@ -32,9 +33,10 @@ def probe(vectors, model, device, dtype, trust_remote_code, source, top_k, as_js
             click.echo(dumps(event_record(event, pack.emotions)))
         return
     for event in events:
-        click.echo(token_line(event.index, event.text, event.probe, pack.emotions, top_k))
-    mean = np.mean([event.probe for event in events], axis=0)
-    click.echo(click.style(f"\nwhole text, mean z over {len(events)} tokens", bold=True))
+        click.echo(token_line(event.index, event.text, event.probe if raw else event.smoothed, pack.emotions, top_k))
+    mean = np.mean([event.probe if raw else event.smoothed for event in events], axis=0)
+    shown = "raw" if raw else f"smoothed (half-life {pack.smoothing_half_life:g} tokens)"
+    click.echo(click.style(f"\nwhole text, mean {shown} z over {len(events)} tokens", bold=True))
     for name, value in top_emotions(mean, pack.emotions, max(top_k, 10)):
         click.echo(f"  {name:<16} {value:+.2f}")
 

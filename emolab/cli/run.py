@@ -26,8 +26,9 @@ from emolab.core.events import Token, TurnFinished, TurnStarted, Truncated
 @click.option("--json", "as_json", is_flag=True, help="Write one JSON object per line (see README).")
 @click.option("--session", "session_path", default=None, type=click.Path(dir_okay=False),
               help="Also record the turn to this session file (needs --vectors).")
+@click.option("--raw", is_flag=True, help="Show each token's own readout, not the smoothed one the console shows.")
 def run(vectors, model, device, dtype, trust_remote_code, prompt, system, steer, max_tokens, temperature, top_p,
-        seed, top_k, show_prompt, as_json, session_path):
+        seed, top_k, show_prompt, as_json, session_path, raw):
     """Run one chat turn with live probes, and optional steering."""
     from emolab.core.engine import Engine
     from emolab.core.sampling import Sampling
@@ -65,6 +66,7 @@ def run(vectors, model, device, dtype, trust_remote_code, prompt, system, steer,
     if as_json:
         start = {"type": "start", "model": loaded.reference, "weights": loaded.weights_id,
                  "device": loaded.device.type, "dtype": str(loaded.dtype).removeprefix("torch."),
+                 "decoder": engine.decoder.name, "matmul": engine.decoder.matmul,
                  "pack": pack.name if pack else None, "emotions": emotions or [],
                  "steering": engine.steering.snapshot().as_dict() if engine.steering else {},
                  "sampling": {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens, "seed": seed}}
@@ -90,7 +92,7 @@ def run(vectors, model, device, dtype, trust_remote_code, prompt, system, steer,
         elif isinstance(event, Token):
             if event.source == "prompt" and not show_prompt:
                 continue
-            click.echo(token_line(event.index, event.text, event.probe, emotions, top_k))
+            click.echo(token_line(event.index, event.text, event.probe if raw else event.smoothed, emotions, top_k))
         elif isinstance(event, TurnFinished):
             click.echo(click.style("\nreply", bold=True))
             click.echo(event.text)

@@ -11,7 +11,7 @@ def load_schema(name: str) -> dict:
     return json.loads(resources.files("emolab").joinpath(f"schemas/{name}").read_text(encoding="utf-8"))
 
 
-def check_document(document: object, path: Path, *, schema: str, format_name: str, version: int,
+def check_document(document: object, path: Path, *, schema: str, format_name: str, versions: tuple[int, ...],
                    error: type[Exception], what: str) -> None:
     """Raise `error` with one line naming the file and the first problem, or return."""
     import jsonschema
@@ -19,7 +19,8 @@ def check_document(document: object, path: Path, *, schema: str, format_name: st
     if not isinstance(document, dict):
         raise error(f"{path}: not {what} (the file is not a JSON object)")
     found = document.get("format_version")
-    if document.get("format") == format_name and isinstance(found, int) and found != version:
+    version = max(versions)
+    if document.get("format") == format_name and isinstance(found, int) and found not in versions:
         hint = "upgrade emolab" if found > version else "it cannot be read by this emolab"
         raise error(f"{path}: format version {found} is {'newer' if found > version else 'older'} than this "
                     f"emolab reads ({version}); {hint}")

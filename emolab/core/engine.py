@@ -30,6 +30,7 @@ from emolab.core.models import LoadedModel
 from emolab.core.pack import VectorPack
 from emolab.core.probes import Probe
 from emolab.core.sampling import Sampler, Sampling
+from emolab.core.smoothing import Smoother
 from emolab.core.steering import SteeringSnapshot, SteeringState, SteeringVectors
 
 NO_STEERING = SteeringSnapshot(0, MappingProxyType({}))
@@ -66,12 +67,14 @@ class Engine:
 
         if pack is not None:
             pack.check_model(model.hidden_size, model.num_layers, model.reference)
+            self.smoother = Smoother(pack.smoothing_half_life)
             self.steering: SteeringState | None = SteeringState(pack)
             self.probe: Probe | None = Probe(pack, device=model.layer_device(pack.probe_layer))
             self._vectors = SteeringVectors(
                 pack, device_of={layer: model.layer_device(layer) for layer in pack.steer_layers}, dtype=model.dtype,
             )
         else:
+            self.smoother = Smoother(0)
             self.steering = None
             self.probe = None
             self._vectors = None
@@ -135,6 +138,7 @@ class Engine:
                 yield Truncated(dropped, len(ids), self.loaded.context_window, self.elapsed())
 
             reused = self._reuse_cache(ids)
+            self.smoother.reset()
             yield TurnStarted(len(ids), reused, self.loaded.context_window, self.elapsed())
             snapshot = self._snapshot(fed=len(ids) - reused)
             logits, readouts = self._forward(ids[reused:], snapshot)
@@ -186,6 +190,7 @@ class Engine:
         with self._busy_guard(), torch.inference_mode(), self.decoder:
             _, residuals = self.decoder.forward(ids, self.decoder.new_cache(), {})
             readouts = self.probe.read(residuals)
+            self.smoother.reset()
             yield from self._token_events(ids, 0, readouts, NO_STEERING, "text")
 
     # -- internals ------------------------------------------------------------------------------
@@ -233,6 +238,7 @@ class Engine:
         event = Token(
             index=self._next_index, position=position, token_id=int(token_id), text=piece, source=source,
             probe=readout, steering=snapshot.strengths, steering_version=snapshot.version, t=self.elapsed(),
+            smoothed=self.smoother.update(readout) if readout is not None else None,
         )
         self._next_index += 1
         return event

@@ -32,7 +32,8 @@ class Truncated:
 class Token:
     """One processed token: part of a prompt (`source="prompt"`) or of the reply (`"reply"`).
 
-    `probe` holds z-scores for every emotion of the pack, in pack order (None without a pack).
+    `probe` holds z-scores for every emotion of the pack, in pack order (None without a pack);
+    `smoothed` the same readouts averaged over the turn's recent tokens (core/smoothing.py).
     `steering` is the state in force when this token was produced: for a reply token, the
     state of the forward pass that chose it; for a prompt token, the state it was read under.
     """
@@ -46,6 +47,7 @@ class Token:
     steering: Mapping[str, float]
     steering_version: int
     t: float
+    smoothed: np.ndarray | None = None
 
 
 @dataclass(frozen=True, slots=True)

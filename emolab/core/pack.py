@@ -8,6 +8,13 @@ A pack is a directory with two files:
   - `raw_norm.L`      [n_emotions]          norms of the directions before normalising
   - `neutral_mean.L`  [n_emotions]          mean projection of neutral-text residuals
   - `neutral_std.L`   [n_emotions]          their standard deviation (probe z-scores use both)
+  and, from format version 2, optionally for the layers in the manifest's `probes.layers`:
+  - `probe.L`         [n_emotions, hidden]  readout weights of their own (a discriminative fit)
+  - `probe_mean.L`    [n_emotions]          the readout's reference mean ...
+  - `probe_std.L`     [n_emotions]          ... and standard deviation
+
+Steering always uses `layer.L`. Readouts use `probe.L` where the pack has it, else `layer.L` with
+the neutral statistics (every version 1 pack).
 
 Loading validates everything and raises `PackError` with one line naming the file and the problem.
 """
@@ -29,7 +36,8 @@ from emolab.core.documents import check_document
 from emolab.core.errors import EmolabError, PackError
 
 FORMAT = "emolab-pack"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 VECTORS = "vectors.safetensors"
 # Optional: default alert thresholds from the build's neutral tokens. They change no readout or
@@ -39,6 +47,7 @@ WATCHED_EMOTIONS = ("desperate", "hostile", "afraid")  # the console's alerts, u
 FALLBACK_ALERT_Z = 3.0  # their threshold for packs without alerts.json, and the floor for packs with one
 UNIT_TOLERANCE = 1e-3
 PER_EMOTION_STATS = ("raw_norm", "neutral_mean", "neutral_std")
+PROBE_STATS = ("probe_mean", "probe_std")
 
 
 @dataclass(frozen=True)
@@ -65,19 +74,51 @@ class LayerData:
         `Probe` folds the same formula into one matrix product)."""
         return (residuals.float() @ self.directions.float().T - self.neutral_mean) / self.neutral_std
 
+    def as_probe(self) -> "ProbeData":
+        """The readout of a pack without probes of its own: the steering directions, neutral z."""
+        return ProbeData(weights=self.directions, mean=self.neutral_mean, std=self.neutral_std, centre=False)
+
+
+@dataclass(frozen=True)
+class ProbeData:
+    """A readout: z = (h · w_e − mean_e) / std_e, then minus its mean over emotions if `centre`."""
+
+    weights: torch.Tensor  # [E, H]
+    mean: torch.Tensor  # [E]
+    std: torch.Tensor  # [E]
+    centre: bool = False
+
+    def z_scores(self, residuals: torch.Tensor) -> torch.Tensor:
+        z = (residuals.float() @ self.weights.float().T - self.mean) / self.std
+        return z - z.mean(dim=-1, keepdim=True) if self.centre else z
+
 
 @dataclass
 class VectorPack:
     path: Path
     manifest: dict
     layers: dict[int, LayerData] = field(repr=False)
+    probes: dict[int, ProbeData] = field(default_factory=dict, repr=False)
     alert_thresholds: dict[str, float] = field(default_factory=dict)  # emotion → z, from alerts.json
+    alert_half_life: float | None = None  # the smoothing the thresholds were calibrated with, from alerts.json
+
+    @property
+    def smoothing_half_life(self) -> float:
+        """The console's default smoothing, in tokens: the pack's calibrated one, else the default."""
+        from emolab.core.smoothing import DEFAULT_HALF_LIFE
+
+        return self.alert_half_life if self.alert_half_life is not None else DEFAULT_HALF_LIFE
 
     # -- what the manifest says ---------------------------------------------------------------
 
     @property
     def name(self) -> str:
         return self.manifest["name"]
+
+    def readout(self, layer: int | None = None) -> ProbeData:
+        """What the probe reads at a layer (default: the probe layer)."""
+        layer = self.probe_layer if layer is None else layer
+        return self.probes[layer] if layer in self.probes else self.layers[layer].as_probe()
 
     @cached_property
     def emotions(self) -> list[str]:
@@ -183,29 +224,28 @@ def load_pack(path: str | Path) -> VectorPack:
     if not folder.is_dir():
         raise PackError(f"{folder}: no such pack directory")
     manifest = _read_manifest(folder / MANIFEST)
-    layers = _read_vectors(folder / VECTORS, manifest)
-    alerts = _read_alerts(folder / ALERTS, manifest) if (folder / ALERTS).exists() else {}
-    return VectorPack(path=folder, manifest=manifest, layers=layers, alert_thresholds=alerts)
+    layers, probes = _read_vectors(folder / VECTORS, manifest)
+    alerts, half_life = _read_alerts(folder / ALERTS, manifest) if (folder / ALERTS).exists() else ({}, None)
+    return VectorPack(path=folder, manifest=manifest, layers=layers, probes=probes, alert_thresholds=alerts,
+                      alert_half_life=half_life)
 
 
-def write_alert_thresholds(folder: Path, thresholds: dict[str, float], *, layer: int, quantile: float,
-                           neutral_tokens: int) -> None:
-    document = {
-        "about": f"z-scores that {quantile:.1%} of the build's {neutral_tokens} neutral tokens stay below, at the "
-                 f"probe layer {layer}: the console's default alert threshold for each emotion",
-        "layer": layer, "quantile": quantile, "neutral_tokens": neutral_tokens,
-        "z": {name: round(value, 2) for name, value in thresholds.items()},
-    }
+def write_alert_thresholds(folder: Path, thresholds: dict[str, float], *, about: str, layer: int,
+                           half_life: float | None = None, **details) -> None:
+    """alerts.json: each emotion's default alert threshold, and how it was calibrated."""
+    document = {"about": about, "layer": layer, **({"half_life": half_life} if half_life is not None else {}),
+                **details, "z": {name: round(value, 2) for name, value in thresholds.items()}}
     scratch = folder / (ALERTS + ".tmp")
     scratch.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     scratch.replace(folder / ALERTS)
 
 
-def _read_alerts(path: Path, manifest: dict) -> dict[str, float]:
+def _read_alerts(path: Path, manifest: dict) -> tuple[dict[str, float], float | None]:
     try:
         document = json.loads(path.read_text(encoding="utf-8"), parse_constant=lambda constant: None)
         thresholds = document["z"]
-        if not isinstance(thresholds, dict):
+        half_life = document.get("half_life")
+        if not isinstance(thresholds, dict) or not (half_life is None or _is_number(half_life) and half_life >= 0):
             raise TypeError
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
         raise PackError(f"{path}: not an alert-threshold file (JSON with a \"z\" object of emotion: z-score)") from None
@@ -213,9 +253,14 @@ def _read_alerts(path: Path, manifest: dict) -> dict[str, float]:
     for name, value in thresholds.items():
         if name not in emotions:
             raise PackError(f"{path}: names {name!r}, which is not one of the pack's emotions")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if not _is_number(value):
             raise PackError(f"{path}: the threshold of {name!r} is not a finite number")
-    return {name: float(value) for name, value in thresholds.items()}
+    return {name: float(value) for name, value in thresholds.items()}, (
+        float(half_life) if half_life is not None else None)
+
+
+def _is_number(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def _read_manifest(path: Path) -> dict:
@@ -231,7 +276,7 @@ def _read_manifest(path: Path) -> dict:
         raise PackError(f"{path}: not UTF-8 text") from None
     except json.JSONDecodeError as error:
         raise PackError(f"{path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}") from None
-    check_document(manifest, path, schema="pack-manifest.schema.json", format_name=FORMAT, version=FORMAT_VERSION,
+    check_document(manifest, path, schema="pack-manifest.schema.json", format_name=FORMAT, versions=READABLE_VERSIONS,
                    error=PackError, what="pack manifest")
     _check_consistency(path, manifest)
     return manifest
@@ -254,6 +299,9 @@ def _check_consistency(path: Path, manifest: dict) -> None:
             raise PackError(f"{path}: steer layer {layer} is not among the stored layers {sorted(stored)}")
     if manifest["probe_layer"] not in stored:
         raise PackError(f"{path}: probe layer {manifest['probe_layer']} is not among the stored layers {sorted(stored)}")
+    for layer in manifest.get("probes", {}).get("layers", []):
+        if layer not in stored:
+            raise PackError(f"{path}: probes are stored for layer {layer}, which is not among the stored layers")
     slider = manifest["slider"]
     if not slider["min"] < slider["max"]:
         raise PackError(f"{path}: slider min {slider['min']} must be below max {slider['max']}")
@@ -271,7 +319,7 @@ def _check_consistency(path: Path, manifest: dict) -> None:
             raise PackError(f"{path}: geometry coordinates of {name!r} are not finite")
 
 
-def _read_vectors(path: Path, manifest: dict) -> dict[int, LayerData]:
+def _read_vectors(path: Path, manifest: dict) -> tuple[dict[int, LayerData], dict[int, ProbeData]]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -298,7 +346,15 @@ def _read_vectors(path: Path, manifest: dict) -> dict[int, LayerData]:
         if bool((stats["neutral_std"] <= 0).any()):
             raise PackError(f"{path}: neutral_std.{layer} has a value that is not positive")
         layers[layer] = LayerData(directions=directions, mean_norm=float(info["mean_norm"]), **stats)
-    return layers
+    probes: dict[int, ProbeData] = {}
+    centre = bool(manifest.get("probes", {}).get("centre", False))
+    for layer in manifest.get("probes", {}).get("layers", []):
+        weights = _tensor(path, tensors, f"probe.{layer}", (n_emotions, hidden))
+        mean, std = (_tensor(path, tensors, f"{name}.{layer}", (n_emotions,)) for name in PROBE_STATS)
+        if bool((std <= 0).any()):
+            raise PackError(f"{path}: probe_std.{layer} has a value that is not positive")
+        probes[layer] = ProbeData(weights=weights, mean=mean, std=std, centre=centre)
+    return layers, probes
 
 
 def _tensor(path: Path, tensors: dict[str, torch.Tensor], name: str, shape: tuple[int, ...]) -> torch.Tensor:
@@ -315,7 +371,8 @@ def _tensor(path: Path, tensors: dict[str, torch.Tensor], name: str, shape: tupl
     return tensor
 
 
-def write_pack(path: str | Path, manifest: dict, layers: dict[int, LayerData]) -> VectorPack:
+def write_pack(path: str | Path, manifest: dict, layers: dict[int, LayerData],
+               probes: dict[int, ProbeData] | None = None) -> VectorPack:
     """Write a pack atomically enough for one writer, then load it back to validate it."""
     from safetensors.torch import save_file
 
@@ -329,6 +386,11 @@ def write_pack(path: str | Path, manifest: dict, layers: dict[int, LayerData]) -
         tensors[f"layer.{layer}"] = data.directions
         for name in PER_EMOTION_STATS:
             tensors[f"{name}.{layer}"] = getattr(data, name)
+    for layer, probe in sorted((probes or {}).items()):
+        tensors[f"probe.{layer}"], tensors[f"probe_mean.{layer}"], tensors[f"probe_std.{layer}"] = (
+            probe.weights, probe.mean, probe.std)
+    if probes:
+        manifest["probes"] = {**manifest.get("probes", {}), "layers": sorted(probes)}
     tensors = {name: tensor.detach().float().contiguous().cpu() for name, tensor in tensors.items()}
     save_file(tensors, str(folder / (VECTORS + ".tmp")), metadata={"format": FORMAT})
     (folder / (MANIFEST + ".tmp")).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -41,7 +41,8 @@ def cache_file(key: str) -> Path:
     return cache_root() / "activations" / f"{key}.safetensors"
 
 
-def cached(key: str | None, compute: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+def cached(key: str | None, compute: Callable[[], dict[str, torch.Tensor]],
+           fields: Sequence[str] = FIELDS) -> dict[str, torch.Tensor]:
     """The tensors stored under `key`, or `compute()`'s, stored for next time."""
     if key is None:
         return compute()
@@ -49,7 +50,7 @@ def cached(key: str | None, compute: Callable[[], dict[str, torch.Tensor]]) -> d
     if path.exists():
         try:
             tensors = load_file(path)
-            if set(tensors) == set(FIELDS):
+            if set(tensors) == set(fields):
                 return tensors
         except (SafetensorError, OSError, ValueError):
             pass
@@ -57,8 +58,13 @@ def cached(key: str | None, compute: Callable[[], dict[str, torch.Tensor]]) -> d
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-        save_file({name: tensors[name].contiguous() for name in FIELDS}, partial)
+        save_file({name: tensors[name].contiguous() for name in fields}, partial)
         os.replace(partial, path)
     except OSError:
         pass  # a cache that cannot be written only costs time
     return tensors
+
+
+def forget(key: str | None) -> None:
+    if key is not None:
+        cache_file(key).unlink(missing_ok=True)

@@ -11,26 +11,9 @@ from emolab import __version__
 from emolab.core.devices import dtype_name
 from emolab.core.errors import EmolabError
 from emolab.core.models import LoadedModel
-from emolab.core.pack import LayerData, VectorPack, write_pack
+from emolab.core.pack import LayerData, ProbeData, VectorPack, write_pack
 from emolab.recipe.activations import mean_activations, token_activations
 from emolab.recipe.vectors import components_for_variance, difference_of_means, layer_data, pca_geometry, project_out
-
-
-ALERT_QUANTILE = 0.999  # an alert threshold that one neutral token in a thousand reaches
-
-
-def neutral_alert_thresholds(neutral_tokens: torch.Tensor, data: LayerData, emotions: Sequence[str],
-                             quantile: float = ALERT_QUANTILE) -> dict[str, float]:
-    """Each emotion's z-score that `quantile` of the neutral tokens [T, H] stay below.
-
-    Readouts are z-scored against these same tokens, but their tails are heavier than a normal
-    distribution's: at z = 3, 0.6-0.8% of neutral tokens and 2-3% of plain office text crossed for
-    desperate, hostile and afraid on the shipped pack, so an alert fired every few lines.
-    """
-    import numpy as np
-
-    values = np.quantile(data.z_scores(neutral_tokens).numpy(), quantile, axis=0)
-    return {name: float(value) for name, value in zip(emotions, values, strict=True)}
 
 
 def directions_for_layer(story_means: torch.Tensor, labels: torch.Tensor, emotions: Sequence[str],
@@ -85,6 +68,8 @@ def build_pack(
     slider: Mapping[str, float],
     provenance: Mapping,
     description: str = "",
+    probes: Mapping[int, ProbeData] | None = None,
+    probe_settings: Mapping | None = None,
 ) -> VectorPack:
     geometry = pca_geometry(layer_data_by_layer[probe_layer].directions, emotions)
     manifest = {
@@ -108,4 +93,6 @@ def build_pack(
             "emolab_version": __version__,
         },
     }
-    return write_pack(path, manifest, dict(layer_data_by_layer))
+    if probes:
+        manifest["probes"] = dict(probe_settings or {})
+    return write_pack(path, manifest, dict(layer_data_by_layer), dict(probes) if probes else None)

@@ -122,7 +122,7 @@ def _rounded_abs(value: float | None) -> float:
 
 
 def validate(pack: VectorPack, loaded: LoadedModel, *, norms: Norms | None, progress) -> dict:
-    activations, settings = read_build_activations(pack, loaded, progress)
+    activations, settings, texts = read_build_activations(pack, loaded, progress)
     layers = sorted(pack.layers)
     emotions = pack.emotions
 

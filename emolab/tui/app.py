@@ -65,6 +65,7 @@ class EmolabApp(App):
         Binding("ctrl+l", "reset_steering", "Reset sliders", id="steer.reset"),
         Binding("ctrl+o", "edit_sampling", "Sampling", id="chat.sampling"),
         Binding("ctrl+t", "cycle_tint", "Tint", id="view.tint"),
+        Binding("ctrl+e", "toggle_smoothing", "Smooth/raw", show=False, id="view.smoothing"),
         Binding("ctrl+b", "toggle_panel", "Panel", show=False, id="view.panel"),
         Binding("ctrl+s", "save_session", "Save", show=False, id="session.save"),
         Binding("f2", "select_token(-1)", "◀ token", show=False, id="view.previous_token"),
@@ -92,8 +93,8 @@ class EmolabApp(App):
         self.turn: TurnView | None = None
         self.last_version = 0
         self.pending_marks: list[str] = []
-        self.last_probe: np.ndarray | None = None
-        self.last_token_text = ""
+        self.last_token: TokenView | None = None
+        self.smoothed_view = True  # show smoothed readouts (alerts always use them: they are calibrated so)
         self.reply_started = 0.0
         self.reply_tokens = 0
         coords = np.array([pack.coords[name] for name in pack.emotions])
@@ -132,6 +133,7 @@ class EmolabApp(App):
 
     def on_mount(self) -> None:
         self.status.pack = f"pack {self.pack.name}"
+        self._describe_readouts()
         self.status.model = f"{self.model_label} (loading…)"
         self.status.session = "recording starts with the model" if self.recorder_factory else "not recording"
         self._update_strip_rows()
@@ -206,13 +208,13 @@ class EmolabApp(App):
 
     def on_engine_events(self, message: EngineEvents) -> None:
         transcript = self.transcript
-        fresh_probes = []
+        fresh: list[TokenView] = []
         for event in message.events:
             self.recorder.record_event(event)
             if isinstance(event, Token):
-                self._add_token(event)
+                view = self._add_token(event)
                 if event.probe is not None and event.position > 0:
-                    fresh_probes.append(event.probe)
+                    fresh.append(view)
             elif isinstance(event, TurnStarted):
                 self.turn = transcript.start_turn("prompt")
                 self.reply_started = time.perf_counter()
@@ -227,13 +229,13 @@ class EmolabApp(App):
                 self.status.speed = f"{event.tokens_per_second:.1f} tok/s"
         if self.turn is not None:
             transcript.refresh_turn(self.turn)
-        if fresh_probes:
-            self.query_one(HeatStrip).push(fresh_probes)
+        if fresh:
+            self.query_one(HeatStrip).push([view.readout(self.smoothed_view) for view in fresh])
             if transcript.selected is None:
-                self._show_readout(fresh_probes[-1], f"token {self.last_token_text!r}")
+                self._show_readout(fresh[-1], f"token {fresh[-1].text!r}")
         self._update_context()
 
-    def _add_token(self, event: Token) -> None:
+    def _add_token(self, event: Token) -> TokenView:
         transcript = self.transcript
         if event.source == "reply" and (self.turn is None or self.turn.role != "reply"):
             if self.turn is not None:
@@ -241,7 +243,7 @@ class EmolabApp(App):
             self.turn = transcript.start_turn("reply")
         elif self.turn is None:
             self.turn = transcript.start_turn("prompt")
-        view = TokenView(event.index, event.text, event.probe)
+        view = TokenView(event.index, event.text, event.probe, event.smoothed)
         first_of_reply = event.source == "reply" and not self.turn.tokens
         if event.source == "reply" and (event.steering_version != self.last_version or
                                         (first_of_reply and event.steering)):
@@ -250,7 +252,8 @@ class EmolabApp(App):
         elif event.source != "reply":
             self.last_version = event.steering_version
         if event.probe is not None and event.position > 0:  # position 0 is an attention sink, far off-scale
-            alerts = self.monitor.check(event.probe, event.index, event.text)
+            alerts = self.monitor.check(event.smoothed if event.smoothed is not None else event.probe,
+                                        event.index, event.text)
             for alert in alerts:
                 self.alerts.append(alert)
                 view.alert = alert.emotion
@@ -259,13 +262,14 @@ class EmolabApp(App):
             if alerts:
                 self.query_one("#alerts", Static).update("\n".join(f"⚠ {a.describe()}" for a in self.alerts[-3:]))
         self.turn.tokens.append(view)
-        self.last_probe = event.probe
-        self.last_token_text = event.text
+        if event.probe is not None:
+            self.last_token = view
         if event.source == "reply":
             self.reply_tokens += 1
             seconds = time.perf_counter() - self.reply_started
             if seconds > 0:
                 self.status.speed = f"{self.reply_tokens / seconds:.1f} tok/s"
+        return view
 
     def on_generation_ended(self, message: GenerationEnded) -> None:
         self.generating = False
@@ -274,7 +278,8 @@ class EmolabApp(App):
             self.notify(message.error, title="generation failed", severity="error", timeout=15)
         self.recorder.save()
 
-    def _show_readout(self, probe: np.ndarray, title: str) -> None:
+    def _show_readout(self, token: TokenView, title: str) -> None:
+        probe = token.readout(self.smoothed_view)
         order = np.argsort(-np.abs(probe), kind="stable")[: self.top_k]
         self.query_one(SignedBars).show([(self.pack.emotions[i], float(probe[i])) for i in order], title=title)
         self.query_one(ValenceArousalPlane).place(probe)
@@ -376,6 +381,25 @@ class EmolabApp(App):
         transcript.redraw()
         self.notify(f"tint: {transcript.tint}")
 
+    def action_toggle_smoothing(self) -> None:
+        self.smoothed_view = not self.smoothed_view
+        self.transcript.smoothed = self.smoothed_view
+        self.transcript.redraw()
+        strip = self.query_one(HeatStrip)
+        strip.history.clear()
+        tokens = [token for token in self.transcript.all_tokens() if token.probe is not None]
+        strip.push([token.readout(self.smoothed_view) for token in tokens])
+        selected = next((token for token in tokens if token.index == self.transcript.selected), None)
+        token = selected or self.last_token
+        if token is not None:
+            self._show_readout(token, f"token {token.index} {token.text!r}")
+        self._describe_readouts()
+        self.notify(f"readouts: {self.status.readouts}")
+
+    def _describe_readouts(self) -> None:
+        self.status.readouts = (f"smoothed (half-life {self.pack.smoothing_half_life:g})" if self.smoothed_view
+                                else "raw readouts")
+
     def action_toggle_panel(self) -> None:
         self.screen.toggle_class("-hide-panel")
 
@@ -394,7 +418,7 @@ class EmolabApp(App):
     def _select(self, token: TokenView) -> None:
         self.transcript.selected = token.index
         self.transcript.redraw()
-        self._show_readout(token.probe, f"token {token.index} {token.text!r} (F4: live)")
+        self._show_readout(token, f"token {token.index} {token.text!r} (F4: live)")
 
     def on_turn_widget_token_clicked(self, message) -> None:
         if message.token.probe is not None:
@@ -405,15 +429,15 @@ class EmolabApp(App):
             return  # a selected token keeps the bars until F4
         token = message.token
         if token is not None and token.probe is not None:
-            self._show_readout(token.probe, f"hover: token {token.index} {token.text!r}")
-        elif self.last_probe is not None:
-            self._show_readout(self.last_probe, f"token {self.last_token_text!r}")
+            self._show_readout(token, f"hover: token {token.index} {token.text!r}")
+        elif self.last_token is not None:
+            self._show_readout(self.last_token, f"token {self.last_token.text!r}")
 
     def action_follow_live(self) -> None:
         self.transcript.selected = None
         self.transcript.redraw()
-        if self.last_probe is not None:
-            self._show_readout(self.last_probe, f"token {self.last_token_text!r}")
+        if self.last_token is not None:
+            self._show_readout(self.last_token, f"token {self.last_token.text!r}")
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

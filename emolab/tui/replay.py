@@ -50,7 +50,7 @@ class ReplayApp(EmolabApp):
                       if note["kind"] == "alert" and "threshold" in note}
         super().__init__(pack, loader=None, model_label=data.meta["model"]["id"], thresholds=thresholds)
         self.data = data
-        self.events = session_events(data)
+        self.events = session_events(data, pack.smoothing_half_life)
         self.times = play_times(self.events)
         self.cursor = 0  # events[:cursor] are shown
         self.playing = autoplay

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from emolab.core.documents import check_document
+from emolab.core.smoothing import DEFAULT_HALF_LIFE, smooth, turn_starts
 from emolab.core.errors import EmolabError
 
 FORMAT = "emolab-session"
@@ -100,7 +101,7 @@ class SessionData:
 
 def from_json(document: object, path: Path) -> SessionData:
     """Check a parsed session document completely; every problem is one line naming the file."""
-    check_document(document, path, schema="session.schema.json", format_name=FORMAT, version=FORMAT_VERSION,
+    check_document(document, path, schema="session.schema.json", format_name=FORMAT, versions=(FORMAT_VERSION,),
                    error=SessionError, what="session")
     emotions = document["meta"]["emotions"]
     if len(set(emotions)) != len(emotions):
@@ -149,12 +150,13 @@ def parse(text: str, path: Path) -> object:
         raise SessionError(f"{path}: {what} at line {error.lineno}, column {error.colno}: {error.msg}") from None
 
 
-def session_events(data: SessionData) -> list:
-    """The recorded stream again, as engine events in order (for replay)."""
+def session_events(data: SessionData, half_life: float = DEFAULT_HALF_LIFE) -> list:
+    """The recorded stream again, as engine events in order (for replay), smoothed as it was live."""
     from emolab.core.events import Token, TurnStarted
 
     columns = data.columns
     probes = data.probe_matrix().astype(np.float32)
+    smoothed = smooth(probes, half_life, turn_starts(columns["source"])) if len(probes) else probes
     finishes = iter([turn for turn in data.turns if turn["role"] == "assistant"])
     events: list = []
     previous = None
@@ -171,7 +173,7 @@ def session_events(data: SessionData) -> list:
         events.append(Token(index=columns["index"][row], position=columns["position"][row],
                             token_id=columns["token_id"][row], text=columns["text"][row], source=source,
                             probe=probes[row], steering=data.states.get(str(version), {}), steering_version=version,
-                            t=t))
+                            t=t, smoothed=smoothed[row]))
         if source == "reply":
             reply_text.append(columns["text"][row])
         previous = source

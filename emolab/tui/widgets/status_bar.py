@@ -16,7 +16,8 @@ class StatusBar(Widget):
     context: reactive[str] = reactive("")
     session: reactive[str] = reactive("")
     state: reactive[str] = reactive("")
+    readouts: reactive[str] = reactive("")  # smoothed (and how much) or raw
 
     def render(self) -> Text:
-        parts = [self.state, self.model, self.pack, self.speed, self.context, self.session]
+        parts = [self.state, self.model, self.pack, self.readouts, self.speed, self.context, self.session]
         return Text("  ·  ".join(part for part in parts if part), no_wrap=True, overflow="ellipsis")

@@ -25,9 +25,14 @@ class TokenView:
     index: int
     text: str
     probe: np.ndarray | None
+    smoothed: np.ndarray | None = None
     marker: str | None = None  # a steering change that took effect on this token
     alert: str | None = None
-    styles: dict[str, Style] = field(default_factory=dict, repr=False)  # per tint mode, computed once
+    styles: dict[tuple[str, bool], Style] = field(default_factory=dict, repr=False)  # per view, computed once
+
+    def readout(self, smoothed: bool) -> np.ndarray | None:
+        """The readout the console shows: smoothed where there is one and it is asked for, else raw."""
+        return self.smoothed if smoothed and self.smoothed is not None else self.probe
 
 
 @dataclass
@@ -101,6 +106,7 @@ class Transcript(VerticalScroll):
         self.emotions = emotions
         self.valence = valence  # per emotion: its PC1 coordinate, scaled to [-1, 1]
         self.tint = "emotion"  # or "valence" or "off"
+        self.smoothed = True  # tint by the smoothed readouts, or by each token's own
         self.selected: int | None = None
         self.turns: list[TurnWidget] = []
         self.hidden_ids: set[int] = set()
@@ -114,9 +120,10 @@ class Transcript(VerticalScroll):
         for token in turn.tokens:
             if token.marker:
                 text.append(f" ⟂{token.marker} ", style="bold black on yellow")
-            style = token.styles.get(self.tint)
+            view = (self.tint, self.smoothed)
+            style = token.styles.get(view)
             if style is None:  # a turn is redrawn per token: compute each token's style once, not per redraw
-                style = token.styles[self.tint] = self._token_style(token) + Style(meta={"token": token.index})
+                style = token.styles[view] = self._token_style(token) + Style(meta={"token": token.index})
             if token.index == self.selected:
                 style += SELECTED
             text.append(token.text, style=style)
@@ -128,13 +135,14 @@ class Transcript(VerticalScroll):
 
     def _token_style(self, token: TokenView) -> Style:
         style = Style()
-        if token.probe is None or self.tint == "off":
+        readout = token.readout(self.smoothed)
+        if readout is None or self.tint == "off":
             return style
         if self.tint == "valence":
-            value = float(np.clip(token.probe, 0, None) @ self.valence / max(1e-6, np.clip(token.probe, 0, None).sum()))
+            value = float(np.clip(readout, 0, None) @ self.valence / max(1e-6, np.clip(readout, 0, None).sum()))
             return style + Style(color=z_colour(value * 4))
-        strongest = int(np.argmax(token.probe))
-        if token.probe[strongest] < TINT_THRESHOLD:
+        strongest = int(np.argmax(readout))
+        if readout[strongest] < TINT_THRESHOLD:
             return style
         return style + Style(color=self.colour_of(strongest))
 
