@@ -22,12 +22,23 @@ from emolab.core.steering import SteeringVectors
 from emolab.recipe.build import (StoryActivations, heldout_accuracy, heldout_fit, heldout_topics,
                                  read_build_activations)
 from emolab.recipe.metrics import Norms, correlate_with_norms, logit_lens, nearest_neighbours, pca_coordinates
+from emolab.recipe.readout_quality import alert_report, heldout_by_layer, passage_families, test_split
 
 SHOWCASE = ("happy", "desperate", "sad", "afraid", "calm", "angry", "loving", "proud", "nervous", "surprised")
 NEIGHBOUR_PROBES = ("afraid", "joyful", "angry", "sad", "calm")
 STEERING_EMOTIONS = ("happy", "sad", "afraid", "calm")
 STEERING_PROMPT = "Tell me about your weekend."
-TARGETS = {"pc1_valence_abs_r": 0.80, "arousal_r": 0.5, "top5_over_chance": 8.0}
+# name: (goal, at least or at most); the readout scores are the probe's where the pack has one
+TARGETS = {"pc1_valence_abs_r": (0.85, ">="), "arousal_r": (0.5, ">="), "top5_over_chance": (8.0, ">="),
+           "test_top5_over_chance": (8.0, ">="), "hub_max_over_uniform": (3.0, "<="),
+           "false_alerts_per_1000": (1.0, "<="), "alert_recall_watched": (0.75, ">="),
+           "passage_family_accuracy": (0.75, ">=")}
+
+
+def target(name: str, value: float | None) -> dict:
+    goal, sense = TARGETS[name]
+    met = value is not None and (value >= goal if sense == ">=" else value <= goal)
+    return {"value": value, "target": goal, "goal": sense, "met": met}
 
 
 def _finite(value: float) -> float | None:
@@ -147,25 +158,38 @@ def validate(pack: VectorPack, loaded: LoadedModel, *, norms: Norms | None, prog
     strengths = sorted({0.0, round(top * 0.1, 4), round(top * 0.25, 4), round(top * 0.5, 4)})
     steering = steering_dose_response(pack, loaded, lens, strengths, progress=progress)
 
+    progress("scoring readouts", 0, None)
+    readouts = heldout_by_layer(pack, activations, heldout_every=settings.heldout_every,
+                                denoise_variance=settings.denoise_variance)
+    test, test_readings, test_labels = test_split(pack, loaded, start_token=settings.start_token, progress=progress)
+    passages = passage_families(pack, loaded, progress=progress)
+    alerts = alert_report(pack, loaded, test_readings, test_labels)
+
     chosen = sweep[str(probe)]
+    shown = "probe" if probe in pack.probes else "steering_directions"  # what the console reads
     verdict = {}
     if norms is not None:
-        valence = abs(chosen["pc1_valence"]["pearson"] or 0)
         # a principal component's sign is arbitrary, so the size of r is what counts
-        arousal = max(abs(chosen[key]["pearson"] or 0) for key in ("pc2_arousal", "pc3_arousal"))
-        verdict["pc1_valence_abs_r"] = {"value": round(valence, 4), "target": TARGETS["pc1_valence_abs_r"],
-                                        "met": valence >= TARGETS["pc1_valence_abs_r"]}
-        verdict["arousal_r"] = {"value": round(arousal, 4), "target": TARGETS["arousal_r"],
-                                "met": arousal >= TARGETS["arousal_r"]}
-    ratio = chosen["heldout"]["top5"] / chosen["heldout"]["chance_top5"]
-    verdict["top5_over_chance"] = {"value": round(ratio, 2), "target": TARGETS["top5_over_chance"],
-                                   "met": ratio >= TARGETS["top5_over_chance"]}
+        verdict["pc1_valence_abs_r"] = target("pc1_valence_abs_r", round(abs(chosen["pc1_valence"]["pearson"] or 0), 4))
+        verdict["arousal_r"] = target("arousal_r", round(max(abs(chosen[key]["pearson"] or 0)
+                                                            for key in ("pc2_arousal", "pc3_arousal")), 4))
+    verdict["top5_over_chance"] = target("top5_over_chance", readouts[str(probe)][shown]["top5_over_chance"])
+    verdict["test_top5_over_chance"] = target("test_top5_over_chance",
+                                              test["layers"][str(probe)][shown]["top5_over_chance"])
+    verdict["hub_max_over_uniform"] = target("hub_max_over_uniform",
+                                             readouts[str(probe)][shown]["hubs"]["max_over_uniform"])
+    if "false_per_1000" in alerts:
+        verdict["false_alerts_per_1000"] = target("false_alerts_per_1000", alerts["false_per_1000"])
+        verdict["alert_recall_watched"] = target("alert_recall_watched", alerts["recall_watched"])
+    verdict["passage_family_accuracy"] = target("passage_family_accuracy", passages["accuracy"])
     return {
         "pack": pack.name, "pack_sha256": pack.sha256, "model": loaded.reference, "weights": loaded.weights_id,
         "device": loaded.device.type, "dtype": dtype_name(loaded.dtype),
         "probe_layer": probe, "steer_layers": pack.steer_layers, "emotions": len(emotions),
         "stories": int(len(activations.labels)), "heldout_every": settings.heldout_every,
-        "layers": sweep, "stories_sweep": sweep_by_stories, "targets": verdict, "neighbours": neighbours, "logit_lens": lens,
+        "layers": sweep, "readouts": readouts, "readout": shown, "probes": pack.manifest.get("probes"),
+        "test": test, "passages": passages, "alerts": alerts,
+        "stories_sweep": sweep_by_stories, "targets": verdict, "neighbours": neighbours, "logit_lens": lens,
         "steering": steering,
         "counts": pack.manifest["provenance"].get("counts", {}),
     }
@@ -188,9 +212,16 @@ def render_markdown(report: dict) -> str:
              f"{', '.join(map(str, report['steer_layers']))}; run in {report.get('dtype', 'float32')} on "
              f"{report.get('device', 'cpu')}. This is the paper's recipe on an open model, not Claude's vectors.", "", "## Targets", "", "| target | value | goal | met |", "|---|---|---|---|"]
     names = {"pc1_valence_abs_r": "PC1 vs human valence, abs(r)", "arousal_r": "PC2 or PC3 vs human arousal, abs(r)",
-             "top5_over_chance": "held-out top-5 accuracy / chance"}
+             "top5_over_chance": "held-out top-5 accuracy / chance (the console's readout)",
+             "test_top5_over_chance": "test-set top-5 accuracy / chance (never used for a choice)",
+             "hub_max_over_uniform": "most frequent held-out top-5 emotion / uniform share",
+             "false_alerts_per_1000": "false alerts per 1,000 neutral tokens (held-out calibration half)",
+             "alert_recall_watched": "watched test stories that alert (desperate, hostile, afraid)",
+             "passage_family_accuracy": "passages whose summary names their family (20 families)"}
     for key, row in report["targets"].items():
-        lines.append(f"| {names[key]} | {row['value']} | ≥ {row['target']} | {'yes' if row['met'] else 'no'} |")
+        goal = "≥" if row.get("goal", ">=") == ">=" else "≤"
+        lines.append(f"| {names[key]} | {row['value']} | {goal} {row['target']} | {'yes' if row['met'] else 'no'} |")
+    lines += render_readouts(report)
     lines += ["", "## Layers", "",
               f"Held-out: directions built without every {report['heldout_every']}th topic, then scored on the "
               "stories of those topics (171-way when all emotions are present). Correlations are Pearson "
@@ -241,3 +272,54 @@ def render_markdown(report: dict) -> str:
         lines += ["", "## Corpus", ""] + [f"- {key.replace('_', ' ')}: {value}" for key, value in counts.items()
                                           if not isinstance(value, dict)]
     return "\n".join(lines) + "\n"
+
+
+def render_readouts(report: dict) -> list[str]:
+    """The readout sections: probes against steering directions, hubs, test set, passages, alerts."""
+    if "readouts" not in report:
+        return []
+    probes = report.get("probes") or {}
+    method = (f"{probes['method']}, z against {probes['reference']}{', centred over emotions' if probes.get('centre') else ''}"
+              if "method" in probes else "none: the pack reads with its steering directions")
+    lines = ["", "## Readouts: probes and steering directions", "",
+             f"Probe method: {method}. Held-out: fitted without the training split's held-out topics and scored on "
+             "them (what the build chose with). Test: the pack as built, on the written test split's stories "
+             f"({report['test']['stories']}, topics no choice ever saw). Top-5 accuracy / chance, and the most "
+             "frequent held-out top-5 emotion's share / uniform (a hub at > 3).", "",
+             "| layer | steering held-out | probe held-out | steering hub | probe hub | steering test | probe test |",
+             "|---|---|---|---|---|---|---|"]
+    for layer, row in report["readouts"].items():
+        test = report["test"]["layers"].get(layer, {})
+
+        def cell(source, kind, key="top5_over_chance"):
+            part = source.get(kind)
+            return "–" if part is None else (part["hubs"]["max_over_uniform"] if key == "hub" else part[key])
+
+        marker = " (default)" if int(layer) == report["probe_layer"] else ""
+        lines.append(f"| {layer}{marker} | {cell(row, 'steering_directions')} | {cell(row, 'probe')} | "
+                     f"{cell(row, 'steering_directions', 'hub')} | {cell(row, 'probe', 'hub')} | "
+                     f"{cell(test, 'steering_directions')} | {cell(test, 'probe')} |")
+    chosen = report["readouts"][str(report["probe_layer"])][report["readout"]]["hubs"]
+    lines += ["", f"Most frequent held-out top-5 emotions at layer {report['probe_layer']} (uniform share "
+              f"{chosen['uniform']}): " + ", ".join(f"{name} {share}" for name, share in chosen["most_frequent"])]
+    passages = report["passages"]
+    lines += ["", "## Passages", "",
+              f"{passages['correct']} of {passages['passages']} everyday passages ({passages['accuracy']:.0%}; chance "
+              f"{passages['chance']:.0%}) get their family from the whole-text summary that `emolab probe` prints "
+              "(the mean smoothed readout; the family of the best-scoring member emotion). The passages and "
+              "families were written before any result and are used for nothing else.", "",
+              "| family | named | top three emotions |", "|---|---|---|"]
+    lines += [f"| {row['family']} | {row['guess']}{'' if row['guess'] == row['family'] else ' ✗'} | "
+              f"{', '.join(row['top3'])} |" for row in passages["rows"]]
+    alerts = report["alerts"]
+    if "false_per_1000" in alerts:
+        lines += ["", "## Alerts", "",
+                  f"Smoothing half-life {alerts['half_life']:g} tokens and the thresholds in alerts.json, chosen on the "
+                  "build's neutral texts, the first half of the calibration split and the held-out topics' stories "
+                  "(recipe/alerts.py). Measured here on data those choices never saw: "
+                  f"{alerts['false_alerts']} false alerts of desperate, hostile or afraid in {alerts['neutral_tokens']} "
+                  f"tokens of the second calibration half ({alerts['false_per_1000']} per 1,000); "
+                  f"{alerts['recall_watched']:.0%} of {alerts['watched_stories']} watched test stories and "
+                  f"{alerts['recall_all']:.0%} of all {alerts['stories']} test stories alert for their own emotion."]
+    return lines
+
