@@ -195,6 +195,22 @@ class Engine:
             self.smoother.reset()
             yield from self._token_events(ids, 0, readouts, NO_STEERING, "text")
 
+    def log_probs(self, context: list[int], continuation: list[int]) -> np.ndarray:
+        """Each continuation token's log-probability after `context` with no steering (its own cache):
+        how plausible the unsteered model finds, say, a steered reply."""
+        if not continuation:
+            return np.zeros(0, dtype=np.float32)
+        if not context:
+            raise EmolabError("scoring a text needs at least one token of context")
+        ids = context + continuation[:-1]  # the last token predicts nothing that is scored
+        if len(ids) > self.loaded.context_window:
+            raise ContextOverflowError(f"the text is {len(ids)} tokens, but the context window is "
+                                       f"{self.loaded.context_window}")
+        with self._busy_guard(), torch.inference_mode(), self.decoder:
+            logits, _ = self.decoder.forward(ids, self.decoder.new_cache(), {}, logits_for=len(continuation))
+            chosen = torch.tensor(continuation, device=logits.device)[:, None]
+            return torch.log_softmax(logits.float(), dim=-1).gather(1, chosen)[:, 0].cpu().numpy()
+
     # -- internals ------------------------------------------------------------------------------
 
     def _snapshot(self, fed: int = 0) -> SteeringSnapshot:
