@@ -190,3 +190,21 @@ def test_vader_scores_the_reply_independently_of_the_model():
     from emolab.lab.measures import vader_compound
 
     assert vader_compound("What a wonderful, happy day!") > 0.5 > -0.5 > vader_compound("This is awful and sad.")
+
+
+def test_the_shipped_scenarios_parse_and_their_suggested_counts_compile():
+    import re
+    import shlex
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "examples" / "scenarios" / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```\n(.+?)\n```", readme, flags=re.S).group(1).replace("\\\n", " ")
+    commands = [shlex.split(line) for line in block.splitlines() if line.strip()]
+    assert len(commands) == 3
+    for words in commands:
+        assert words[:2] == ["emolab", "sweep"]
+        prompts = read_prompts(root / words[words.index("--prompts") + 1])
+        assert len(prompts) >= 3
+        counts = [words[i + 1] for i, word in enumerate(words) if word == "--count"]
+        assert len(compile_patterns(counts)) == 2
