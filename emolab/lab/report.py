@@ -116,7 +116,7 @@ def plot_dose_response(rows: Sequence[dict[str, str]], plan: SweepPlan, path: Pa
                 axis_format(FuncFormatter(lambda value, _: f"{value:g}"))
         axis.set_title(label, fontsize=9)
         axis.set_xlabel(f"{plan.emotion} strength", fontsize=8)
-        axis.tick_params(labelsize=7)
+        axis.tick_params(which="both", labelsize=7)
     for axis in axes[len(shown):]:
         axis.set_visible(False)
     figure.suptitle(title, fontsize=9)
