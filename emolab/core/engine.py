@@ -72,16 +72,17 @@ class Engine:
             self.smoother = Smoother(pack.smoothing_half_life)
             self.steering: SteeringState | None = SteeringState(pack)
             self.probe: Probe | None = Probe(pack, device=model.layer_device(pack.probe_layer))
-            layers = resolve_steer_layers(pack, steer_layers)
-            self._vectors = SteeringVectors(pack, device_of={layer: model.layer_device(layer) for layer in layers},
-                                            dtype=model.dtype, layers=layers)
+            self.steer_layers = resolve_steer_layers(pack, steer_layers)
+            devices = {layer: model.layer_device(layer) for layer in self.steer_layers}
+            self._vectors = SteeringVectors(pack, device_of=devices, dtype=model.dtype, layers=self.steer_layers)
         else:
+            self.steer_layers = []
             self.smoother = Smoother(0)
             self.steering = None
             self.probe = None
             self._vectors = None
         self.decoder = open_decoder(model, probe_layer=pack.probe_layer if pack is not None else None,
-                                    steer_layers=self._vectors.layers if pack is not None else (), kind=decoder)
+                                    steer_layers=self.steer_layers, kind=decoder)
 
     # -- commands (any thread) ------------------------------------------------------------------
 

@@ -62,7 +62,7 @@ class SweepPlan:
     prompts: tuple[str, ...]
     seeds: tuple[int, ...]
     sampling: Sampling  # its seed is replaced by each run's
-    layers: tuple[int, ...] = ()  # the steered layers, for the record (the engine steers them)
+    layers: tuple[int, ...] = ()  # the layers the engine steers, recorded with the settings
     counts: tuple[str, ...] = ()  # --count regular expressions
     system: str | None = None
 
@@ -274,6 +274,8 @@ def _mean(values: np.ndarray) -> float:
 def run_sweep(engine, plan: SweepPlan, out: Path,
               progress: Callable[[str, int, int], None] | None = None) -> tuple[list[dict[str, str]], int]:
     """Run what runs.csv lacks; return the plan's rows (in plan order) and how many ran now."""
+    if list(plan.layers) != engine.steer_layers:
+        raise ValueError(f"the plan records layers {list(plan.layers)}, but the engine steers {engine.steer_layers}")
     store = RunsFile(out / RUNS, plan.columns)
     finished = store.keys()
     planned = plan.runs()
