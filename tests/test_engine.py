@@ -180,3 +180,16 @@ def test_a_console_leaves_one_core_for_its_ui_unless_told_otherwise(monkeypatch)
     assert threads_beside_a_ui(torch.device("cuda")) is None
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert threads_beside_a_ui(torch.device("cpu")) is None
+
+
+@pytest.mark.parametrize("decoder", ["lean", "transformers"])
+def test_log_probs_score_a_continuation_with_no_steering(tiny_model, tiny_pack, decoder):
+    engine = Engine(tiny_model, tiny_pack, sampling=GREEDY, decoder=decoder)
+    engine.steering.set("happy", 2.0)  # scoring ignores it
+    context, continuation = [1, 40, 41, 42], [50, 51, 52]
+    got = engine.log_probs(context, continuation)
+    with torch.inference_mode():
+        logits = tiny_model.model(torch.tensor([context + continuation])).logits[0].float()
+    expected = torch.log_softmax(logits, dim=-1)[len(context) - 1:-1].gather(1, torch.tensor(continuation)[:, None])
+    torch.testing.assert_close(torch.from_numpy(got), expected[:, 0], rtol=1e-5, atol=1e-5)
+    assert engine.log_probs(context, []).shape == (0,)

@@ -172,3 +172,31 @@ def test_parse_steer_option(text, expected):
 def test_parse_steer_option_rejects(text):
     with pytest.raises(EmolabError):
         parse_steer_option(text)
+
+
+def test_other_stored_layers_can_be_steered_each_at_the_full_strength(tiny_pack):
+    cpu = torch.device("cpu")
+    vectors = SteeringVectors(tiny_pack, device_of={1: cpu, 2: cpu}, dtype=torch.float32, layers=[2, 1, 2])
+    assert vectors.layers == [1, 2]
+    got = vectors.compute({"happy": 0.5})
+    for layer in (1, 2):
+        torch.testing.assert_close(got[layer], expected_vector(tiny_pack, layer, {"happy": 0.5}))
+
+
+@pytest.mark.parametrize("layers, message", [([3], "layer 3 is not stored"), ([], "no layer given")])
+def test_steering_a_layer_the_pack_does_not_store_is_refused(tiny_pack, layers, message):
+    with pytest.raises(EmolabError, match=message) as error:
+        SteeringVectors(tiny_pack, device_of={}, dtype=torch.float32, layers=layers)
+    assert "it stores layers 1, 2" in str(error.value)
+
+
+def test_both_decoders_steer_the_layers_the_engine_is_given(tiny_model, tiny_pack):
+    def reply(decoder, layers):
+        engine = Engine(tiny_model, tiny_pack, sampling=Sampling(temperature=0, max_tokens=8), decoder=decoder,
+                        steer_layers=layers)
+        engine.steering.set("happy", 2.0)
+        return [e.token_id for e in engine.chat("hello") if getattr(e, "source", None) == "reply"]
+
+    assert reply("lean", [2]) == reply("transformers", [2])  # the hooks reach a layer outside steer_layers
+    assert reply("lean", [1, 2]) == reply("transformers", [1, 2])
+    assert reply("lean", [1, 2]) != reply("lean", None)  # None: the pack's own [1]

@@ -34,7 +34,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from emolab.cli import build, chat, export, pack_commands, probe, replay, run
+    from emolab.cli import build, chat, export, pack_commands, probe, replay, run, sweep
 
     main.add_command(chat.chat)
     main.add_command(run.run)
@@ -44,6 +44,7 @@ def _register() -> None:
     main.add_command(build.validate)
     main.add_command(replay.replay)
     main.add_command(export.export)
+    main.add_command(sweep.sweep)
 
 
 _register()

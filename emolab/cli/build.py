@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from emolab.cli.options import parse_layers
 from emolab.cli.progress import conversion_progress, staged_progress
 from emolab.core.errors import EmolabError
 
@@ -33,10 +34,7 @@ def _emotions(path: str | None) -> tuple[str, ...]:
 def _layers(text: str | None) -> tuple[int, ...] | None:
     if not text or text == "auto":
         return None
-    try:
-        return tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
-    except ValueError:
-        raise EmolabError(f"--layers {text!r}: expected block indices such as 12,16,20 or auto") from None
+    return parse_layers(text, example="12,16,20 or auto")
 
 
 def _load(model, device, dtype, trust_remote_code):

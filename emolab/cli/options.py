@@ -54,3 +54,14 @@ def weights_warning(pack, loaded) -> str | None:
         return (f"the pack {pack.name} was built on weights {recorded[:23]}, "
                 f"but {loaded.reference} has {loaded.weights_id[:23]}: readouts may be off")
     return None
+
+
+def parse_layers(text: str, *, option: str = "--layers", example: str = "12,16,20") -> tuple[int, ...]:
+    """`12,16,20` → (12, 16, 20): decoder block indices, sorted, each once."""
+    try:
+        layers = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        layers = ()
+    if not layers or layers[0] < 0:
+        raise EmolabError(f"{option} {text!r}: expected block indices such as {example}")
+    return layers

@@ -5,6 +5,7 @@ Both kinds share one small interface, used by the engine:
     with decoder:                                   # hooks installed (if any) for this block
         cache = decoder.new_cache()
         logits, residuals = decoder.forward(ids, cache, additions)   # additions: layer → vector
+        logits, _ = decoder.forward(ids, cache, {}, logits_for=k)   # [k, vocab]: after each of the last k
         decoder.crop(cache, keep)                   # drop all but the first `keep` cached tokens
 
 - `LeanLlamaDecoder` (lean_llama.py): a flat forward pass for Llama-style models, the fast path.
@@ -49,13 +50,15 @@ class TransformersDecoder:
         if keep < length:
             cache.crop(keep - length)  # a negative count removes that many
 
-    def forward(self, ids: list[int], cache, additions: dict[int, torch.Tensor]):
+    def forward(self, ids: list[int], cache, additions: dict[int, torch.Tensor], *, logits_for: int | None = None):
         self._hooks.additions = additions
         self._hooks.captured = None
         input_ids = torch.tensor([ids], device=self.input_device)
-        output = self.model(input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        output = self.model(input_ids=input_ids, past_key_values=cache, use_cache=True,
+                            logits_to_keep=logits_for or 1)
         captured = self._hooks.captured
-        return output.logits[0, -1], (captured[0] if captured is not None else None)
+        logits = output.logits[0, -1] if logits_for is None else output.logits[0]
+        return logits, (captured[0] if captured is not None else None)
 
 
 def open_decoder(loaded: LoadedModel, *, probe_layer: int | None, steer_layers, kind: str = "auto"):

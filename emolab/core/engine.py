@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 
 import numpy as np
@@ -31,7 +31,7 @@ from emolab.core.pack import VectorPack
 from emolab.core.probes import Probe
 from emolab.core.sampling import Sampler, Sampling
 from emolab.core.smoothing import Smoother
-from emolab.core.steering import SteeringSnapshot, SteeringState, SteeringVectors
+from emolab.core.steering import SteeringSnapshot, SteeringState, SteeringVectors, resolve_steer_layers
 
 NO_STEERING = SteeringSnapshot(0, MappingProxyType({}))
 
@@ -46,9 +46,11 @@ class Engine:
         system_prompt: str | None = None,
         decoder: str = "auto",
         decode_threads: int | None = None,
+        steer_layers: Sequence[int] | None = None,
     ):
         """decode_threads: intra-op threads for the token-by-token phase (None: the process's own);
-        the prompt is always read with the process's threads."""
+        the prompt is always read with the process's threads. steer_layers: stored layers of the
+        pack to steer instead of its own `steer_layers`."""
         self.loaded = model
         self.pack = pack
         self.sampling = sampling or Sampling()
@@ -70,16 +72,17 @@ class Engine:
             self.smoother = Smoother(pack.smoothing_half_life)
             self.steering: SteeringState | None = SteeringState(pack)
             self.probe: Probe | None = Probe(pack, device=model.layer_device(pack.probe_layer))
-            self._vectors = SteeringVectors(
-                pack, device_of={layer: model.layer_device(layer) for layer in pack.steer_layers}, dtype=model.dtype,
-            )
+            self.steer_layers = resolve_steer_layers(pack, steer_layers)
+            devices = {layer: model.layer_device(layer) for layer in self.steer_layers}
+            self._vectors = SteeringVectors(pack, device_of=devices, dtype=model.dtype, layers=self.steer_layers)
         else:
+            self.steer_layers = []
             self.smoother = Smoother(0)
             self.steering = None
             self.probe = None
             self._vectors = None
         self.decoder = open_decoder(model, probe_layer=pack.probe_layer if pack is not None else None,
-                                    steer_layers=pack.steer_layers if pack is not None else (), kind=decoder)
+                                    steer_layers=self.steer_layers, kind=decoder)
 
     # -- commands (any thread) ------------------------------------------------------------------
 
@@ -192,6 +195,22 @@ class Engine:
             readouts = self.probe.read(residuals)
             self.smoother.reset()
             yield from self._token_events(ids, 0, readouts, NO_STEERING, "text")
+
+    def log_probs(self, context: list[int], continuation: list[int]) -> np.ndarray:
+        """Each continuation token's log-probability after `context` with no steering (its own cache):
+        how plausible the unsteered model finds, say, a steered reply."""
+        if not continuation:
+            return np.zeros(0, dtype=np.float32)
+        if not context:
+            raise EmolabError("scoring a text needs at least one token of context")
+        ids = context + continuation[:-1]  # the last token predicts nothing that is scored
+        if len(ids) > self.loaded.context_window:
+            raise ContextOverflowError(f"the text is {len(ids)} tokens, but the context window is "
+                                       f"{self.loaded.context_window}")
+        with self._busy_guard(), torch.inference_mode(), self.decoder:
+            logits, _ = self.decoder.forward(ids, self.decoder.new_cache(), {}, logits_for=len(continuation))
+            chosen = torch.tensor(continuation, device=logits.device)[:, None]
+            return torch.log_softmax(logits.float(), dim=-1).gather(1, chosen)[:, 0].cpu().numpy()
 
     # -- internals ------------------------------------------------------------------------------
 

@@ -212,8 +212,11 @@ class LeanLlamaDecoder:
     def crop(self, cache: LeanKVCache, keep: int) -> None:
         cache.crop(keep)
 
-    def forward(self, ids: list[int], cache: LeanKVCache, additions: dict[int, torch.Tensor]):
-        """Logits for the token after `ids` ([vocab]) and the probe layer's residuals ([n, H] or None)."""
+    def forward(self, ids: list[int], cache: LeanKVCache, additions: dict[int, torch.Tensor], *,
+                logits_for: int | None = None):
+        """Logits for the token after `ids` ([vocab]) and the probe layer's residuals ([n, H] or None).
+
+        logits_for=k: the logits after each of the last k tokens instead ([k, vocab]), to score a text."""
         count, start = len(ids), cache.length
         end = start + count
         cache.reserve(end)
@@ -245,8 +248,9 @@ class LeanLlamaDecoder:
             if addition is not None:
                 x = x + addition
         cache.length = end
-        last = _rms_norm(x[:, -1:], self._final_norm, self.eps)
-        return self._head.fused(last)[0, -1], captured
+        last = _rms_norm(x[:, -(logits_for or 1):], self._final_norm, self.eps)
+        logits = self._head.fused(last)[0]
+        return (logits[-1] if logits_for is None else logits), captured
 
     def _attend(self, q, keys, values, mask):
         """Attention as transformers' SDPA path computes it, so that the numbers match."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import torch
 
@@ -89,12 +89,30 @@ class SteeringState:
             )
 
 
-class SteeringVectors:
-    """Turns a snapshot into one summed vector per steered layer, rebuilt only when it changes."""
+def resolve_steer_layers(pack: VectorPack, requested: Sequence[int] | None = None) -> list[int]:
+    """The layers to steer: the pack's own `steer_layers`, or any of its stored layers (sorted, each once)."""
+    if requested is None:
+        return pack.steer_layers
+    layers = sorted(set(requested))
+    missing = [layer for layer in layers if layer not in pack.layers]
+    if not layers or missing:
+        stored = ", ".join(map(str, sorted(pack.layers)))
+        what = f"layer {missing[0]} is not stored in" if missing else "no layer given for"
+        raise EmolabError(f"{what} the pack {pack.name}; it stores layers {stored}")
+    return layers
 
-    def __init__(self, pack: VectorPack, *, device_of: Mapping[int, torch.device], dtype: torch.dtype):
+
+class SteeringVectors:
+    """Turns a snapshot into one summed vector per steered layer, rebuilt only when it changes.
+
+    `layers`: the pack's `steer_layers` unless told otherwise; the same strength goes to each.
+    """
+
+    def __init__(self, pack: VectorPack, *, device_of: Mapping[int, torch.device], dtype: torch.dtype,
+                 layers: Sequence[int] | None = None):
         self.pack = pack
-        self._targets = {layer: (device_of[layer], dtype) for layer in pack.steer_layers}
+        self.layers = resolve_steer_layers(pack, layers)
+        self._targets = {layer: (device_of[layer], dtype) for layer in self.layers}
         self._version = -1
         self._vectors: dict[int, torch.Tensor] = {}
 

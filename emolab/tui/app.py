@@ -25,6 +25,7 @@ from emolab.core.errors import EmolabError
 from emolab.core.events import Token, TurnFinished, TurnStarted, Truncated
 from emolab.core.pack import VectorPack
 from emolab.core.recording import NotRecording, SessionSink
+from emolab.core.valence import valence_axis
 from emolab.tui.commands import EmotionProvider
 from emolab.tui.monitor import Monitor, default_thresholds
 from emolab.tui.screens.forms import PathScreen, SamplingScreen
@@ -97,8 +98,7 @@ class EmolabApp(App):
         self.smoothed_view = True  # show smoothed readouts (alerts always use them: they are calibrated so)
         self.reply_started = 0.0
         self.reply_tokens = 0
-        coords = np.array([pack.coords[name] for name in pack.emotions])
-        self.valence = coords[:, 0] / max(1e-6, float(np.abs(coords[:, 0]).max()))
+        self.valence = valence_axis(pack)
 
     # -- layout ---------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widget import Widget
 
+from emolab.core.valence import valence
 from emolab.tui.widgets.heat_strip import z_colour
 
 PALETTE = ["#e06c75", "#98c379", "#e5c07b", "#61afef", "#c678dd", "#56b6c2", "#d19a66", "#be5046",
@@ -139,7 +140,7 @@ class Transcript(VerticalScroll):
         if readout is None or self.tint == "off":
             return style
         if self.tint == "valence":
-            value = float(np.clip(readout, 0, None) @ self.valence / max(1e-6, np.clip(readout, 0, None).sum()))
+            value = float(valence(readout, self.valence))
             return style + Style(color=z_colour(value * 4))
         strongest = int(np.argmax(readout))
         if readout[strongest] < TINT_THRESHOLD:

@@ -1,0 +1,1 @@
+"""Experiments over the engine with a pack: the dose-response sweep (emolab sweep)."""
