@@ -205,17 +205,27 @@ class VectorPack:
             f"emotions   {len(self.emotions)}: {', '.join(self.emotions[:8])}{', ...' if len(self.emotions) > 8 else ''}",
             f"layers     {', '.join(str(layer) for layer in sorted(self.layers))}",
             f"steer at   {', '.join(map(str, self.steer_layers))}   probe at {self.probe_layer}",
+            f"readouts   {self._describe_readouts()}",
             f"slider     {slider.min:+g} .. {slider.max:+g}, step {slider.step:g}",
             f"built      {provenance.get('created', 'unknown date')} with emolab {provenance.get('emolab_version', '?')}",
             f"alerts     {self._describe_alerts()}",
         ]
+
+    def _describe_readouts(self) -> str:
+        settings = self.manifest.get("probes", {})
+        if self.probe_layer not in self.probes:
+            return "the steering directions, z against neutral text (no probes of their own)"
+        centre = ", centred over emotions" if settings.get("centre") else ""
+        return (f"probes of their own ({settings.get('method', '?')}, z against {settings.get('reference', '?')}"
+                f"{centre}) at layers {', '.join(map(str, sorted(self.probes)))}")
 
     def _describe_alerts(self) -> str:
         if not self.alert_thresholds:
             return f"no {ALERTS}: the console alerts at z >= {FALLBACK_ALERT_Z:g}"
         watched = [name for name in WATCHED_EMOTIONS if name in self.alert_thresholds]
         shown = ", ".join(f"{name} z >= {self.alert_thresholds[name]:g}" for name in watched)
-        return f"{len(self.alert_thresholds)} thresholds in {ALERTS}" + (f"; {shown}" if shown else "")
+        smoothing = f"; smoothed, half-life {self.alert_half_life:g} tokens" if self.alert_half_life is not None else ""
+        return f"{len(self.alert_thresholds)} thresholds in {ALERTS}" + (f"; {shown}" if shown else "") + smoothing
 
 
 def load_pack(path: str | Path) -> VectorPack:
