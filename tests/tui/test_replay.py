@@ -40,7 +40,7 @@ def shown_tokens(app):
 
 async def test_replay_plays_pauses_steps_and_moves_the_sliders_at_the_recorded_token(tmp_path, tiny_model, tiny_pack):
     data, steered_at = recorded_session(tmp_path, tiny_model, tiny_pack)
-    app = ReplayApp(tiny_pack, data, autoplay=False)
+    app = ReplayApp(tiny_pack, data, autoplay=False, keymap={})
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         assert shown_tokens(app) == [] and not app.replay.playing
@@ -71,7 +71,7 @@ async def test_replay_plays_pauses_steps_and_moves_the_sliders_at_the_recorded_t
 
 async def test_replay_jumps_to_the_next_turn_and_instant(tmp_path, tiny_model, tiny_pack):
     data, _ = recorded_session(tmp_path, tiny_model, tiny_pack)
-    app = ReplayApp(tiny_pack, data, autoplay=False)
+    app = ReplayApp(tiny_pack, data, autoplay=False, keymap={})
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         await pilot.press("n")
@@ -86,7 +86,7 @@ async def test_replay_jumps_to_the_next_turn_and_instant(tmp_path, tiny_model, t
 
 async def test_replay_can_show_any_emotion(tmp_path, tiny_model, tiny_pack):
     data, _ = recorded_session(tmp_path, tiny_model, tiny_pack)
-    app = ReplayApp(tiny_pack, data, autoplay=False)
+    app = ReplayApp(tiny_pack, data, autoplay=False, keymap={})
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         app.replay.toggle_pin("at ease")
@@ -108,7 +108,7 @@ def test_play_times_keep_the_recorded_rhythm_but_shorten_long_pauses():
 
 async def test_replay_has_its_own_keys_and_none_of_the_chats(tmp_path, tiny_model, tiny_pack):
     data, steered_at = recorded_session(tmp_path, tiny_model, tiny_pack)
-    app = ReplayApp(tiny_pack, data, autoplay=False)
+    app = ReplayApp(tiny_pack, data, autoplay=False, keymap={})
     notices = []
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
         app.notify = lambda message, **kwargs: notices.append(message)
