@@ -390,3 +390,18 @@ def test_a_default_export_plots_the_pinned_emotions_or_else_the_most_active(tmp_
     data.notes.append({"kind": "pinned", "t": 1.0, "emotions": ["calm", "afraid", "happy"]})
     assert choose_emotions(data, None) == ["calm", "afraid", "happy"]  # the last pins shown
     assert choose_emotions(data, ["sad"]) == ["sad"]
+
+
+def test_a_verify_that_fails_midway_leaves_the_engine_unscheduled(session_file, tiny_model, tiny_pack):
+    from emolab.core.session.verify import verify
+
+    data, _ = load_session(session_file)
+    engine = Engine(tiny_model, tiny_pack)
+
+    def interrupted(text, sampling=None):
+        raise KeyboardInterrupt  # what Ctrl+C does to a long verify
+
+    engine.chat = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        verify(data, engine)
+    assert engine.schedule is None
