@@ -7,7 +7,6 @@ config directory (`~/.config/emolab` on Linux), is used when it exists.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 from textual.binding import Binding, BindingsMap
 from textual.keys import format_key
 
+from emolab.core.documents import read_json
 from emolab.core.errors import EmolabError
 
 KEYMAP_FILE = "keymap.json"
@@ -78,12 +78,7 @@ def default_keymap_path() -> Path | None:
 
 def read_keymap(path: str | Path, known: set[str]) -> dict[str, str]:
     """A keymap file, checked: every id must name a binding, every value be keys."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise EmolabError(f"{path}: no such keymap file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise EmolabError(f"{path}: not a JSON keymap ({error})") from None
+    data = read_json(path, "keymap")
     if not isinstance(data, dict) or not all(isinstance(keys, str) and keys.strip() for keys in data.values()):
         raise EmolabError(f"{path}: a keymap is a JSON object of binding id → keys, such as "
                           '{"view.tint": "ctrl+y"}')

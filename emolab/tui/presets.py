@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from emolab.core.documents import read_json
 from emolab.core.errors import EmolabError
 from emolab.core.pack import VectorPack
 
@@ -23,12 +24,7 @@ def write_preset(path: str | Path, values: dict[str, float]) -> Path:
 
 def read_preset(path: str | Path, pack: VectorPack) -> dict[str, float]:
     """A JSON object of emotion → strength, checked against the pack."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise EmolabError(f"{path}: no such preset") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise EmolabError(f"{path}: not a JSON preset ({error})") from None
+    data = read_json(path, "preset")
     if not isinstance(data, dict) or not all(isinstance(v, (int, float)) for v in data.values()):
         raise EmolabError(f"{path}: a preset is a JSON object of emotion → strength")
     values = {}
