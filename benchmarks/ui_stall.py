@@ -54,7 +54,7 @@ async def measure(tokens: int, pack_override: str | None, size: tuple[int, int],
     lateness: list[float] = []
     stalls: list[tuple[float, float]] = []  # (seconds since the ticker started, stall)
     async with app.run_test(size=size) as pilot:
-        while app.engine is None:
+        while not app.chat.link.ready:
             await pilot.pause(0.05)
         stop = False
 
@@ -75,10 +75,10 @@ async def measure(tokens: int, pack_override: str | None, size: tuple[int, int],
         started = time.perf_counter()
         await pilot.press("enter")  # the submit handler sets `generating` before this returns
         renders = 0
-        while app.generating:
+        while app.chat.link.generating:
             await pilot.pause(0.05)
         seconds = time.perf_counter() - started
-        speed = app.status.speed
+        speed = app.chat.view.status.speed
         stop = True
         await task
     TurnWidget.render = original_render

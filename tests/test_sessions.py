@@ -338,3 +338,70 @@ def test_each_assistant_turn_lists_only_its_own_reply_tokens(tmp_path, tiny_mode
     text = write_markdown(data, tmp_path / "two.md").read_text()
     first, second = text.split("**assistant**")[1:]
     assert first.count("\n| `") == len(per_turn[0]) and second.count("\n| `") == len(per_turn[1])
+
+
+def test_a_recorder_writes_nothing_until_the_first_message(tmp_path, tiny_model, tiny_pack):
+    engine = Engine(tiny_model, tiny_pack, sampling=Sampling(temperature=0, max_tokens=4))
+    path = tmp_path / "later" / "s.json"
+    recorder = SessionRecorder(path, session_meta(engine, tiny_pack.path))
+    recorder.record_steering("calm", 0.5, 1, {"calm": 0.5})
+    assert recorder.save() is None and not path.parent.exists()
+    assert recorder.close() is None and not path.parent.exists()
+
+    recorder = SessionRecorder(path, session_meta(engine, tiny_pack.path))
+    recorder.record_steering("calm", 0.5, 1, {"calm": 0.5})
+    recorder.record_note("message", text="hello")
+    assert path.exists() and journal_path(path).exists()
+    assert recorder.close() == path
+    data, _ = load_session(path)
+    assert data.steering[0]["emotion"] == "calm" and data.turns[0]["text"] == "hello"
+
+
+def empty_session(path, emotions, notes=()):
+    from emolab.core.session.format import SessionData
+    from emolab.core.session.store import write_atomically
+
+    meta = {"emolab_version": "x", "created": "now", "model": {"id": "m", "weights": "w"},
+            "pack": {"name": "p", "path": "p", "sha256": "s"}, "device": "cpu", "dtype": "float32",
+            "sampling": {"temperature": 0.7, "top_p": 0.9, "max_tokens": 200, "seed": 0}, "emotions": emotions}
+    write_atomically(path, SessionData(meta=meta, notes=list(notes)), 0)
+    return path
+
+
+def test_exporting_a_session_without_tokens_is_a_one_line_error(tmp_path, tiny_pack):
+    path = empty_session(tmp_path / "empty.json", tiny_pack.emotions)
+    for option in ("--png", "--csv", "--markdown"):
+        result = CliRunner().invoke(main, ["export", str(path), option, str(tmp_path / "out")])
+        assert result.exit_code == 2, result.output
+        assert result.output.count("\n") == 1 and "no tokens" in result.output
+        assert not (tmp_path / "out").exists()
+
+
+def test_a_default_export_plots_the_pinned_emotions_or_else_the_most_active(tmp_path, session_file):
+    from emolab.core.session.export import choose_emotions
+
+    data, _ = load_session(session_file)
+    probes = data.probe_matrix().astype(np.float32)[1:]
+    activity = np.sqrt(np.mean(probes ** 2, axis=0))
+    most_active = [data.emotions[i] for i in np.argsort(-activity, kind="stable")[:6]]
+    assert choose_emotions(data, None) == most_active
+    assert most_active != sorted(data.emotions)[:6]
+    data.notes.append({"kind": "pinned", "t": 0.0, "emotions": ["sad", "calm"]})
+    data.notes.append({"kind": "pinned", "t": 1.0, "emotions": ["calm", "afraid", "happy"]})
+    assert choose_emotions(data, None) == ["calm", "afraid", "happy"]  # the last pins shown
+    assert choose_emotions(data, ["sad"]) == ["sad"]
+
+
+def test_a_verify_that_fails_midway_leaves_the_engine_unscheduled(session_file, tiny_model, tiny_pack):
+    from emolab.core.session.verify import verify
+
+    data, _ = load_session(session_file)
+    engine = Engine(tiny_model, tiny_pack)
+
+    def interrupted(text, sampling=None):
+        raise KeyboardInterrupt  # what Ctrl+C does to a long verify
+
+    engine.chat = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        verify(data, engine)
+    assert engine.schedule is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from emolab.cli.options import model_options
+from emolab.cli.options import load_checked, model_options
 from emolab.core.errors import EmolabError
 
 
@@ -19,10 +19,13 @@ from emolab.core.errors import EmolabError
 @click.option("--session", "session_path", default=None, type=click.Path(dir_okay=False),
               help="Record to this file (default: sessions/<time>-<pack>.json, or under $EMOLAB_SESSIONS).")
 @click.option("--no-record", is_flag=True, help="Do not record this session.")
+@click.option("--keymap", "keymap_path", default=None, type=click.Path(dir_okay=False),
+              help="A JSON file of binding id → keys (default: $EMOLAB_KEYMAP, else keymap.json in the user's "
+                   "config directory, if there is one).")
 def chat(vectors, model, device, dtype, trust_remote_code, system, pinned, max_tokens, temperature, top_p, seed,
-         session_path, no_record):
+         session_path, no_record, keymap_path):
     """Open the lab console: chat, steer with sliders, watch per-token readouts."""
-    from emolab.core.models import load_model, preflight
+    from emolab.core.models import preflight
     from emolab.core.pack import load_pack
     from emolab.core.sampling import Sampling
 
@@ -40,22 +43,24 @@ def chat(vectors, model, device, dtype, trust_remote_code, system, pinned, max_t
         from emolab.core.devices import threads_beside_a_ui
         from emolab.core.engine import Engine
 
-        loaded = load_model(reference, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
-                            progress=progress)
-        pack.check_model(loaded.hidden_size, loaded.num_layers, loaded.reference)
+        loaded = load_checked(pack, reference, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+                              progress=progress)
         return Engine(loaded, pack, sampling=sampling, system_prompt=system,
                       decode_threads=threads_beside_a_ui(loaded.device))
 
     from emolab.core.session import SessionRecorder, default_session_path, session_meta
-    from emolab.tui.app import EmolabApp
+    from emolab.tui.app import EmolabApp, load_keymap
 
+    keymap = load_keymap(keymap_path)  # a bad keymap fails here too
     target = None if no_record else (session_path or default_session_path(pack.name))
 
     def recorder_factory(engine):
         return SessionRecorder(target, session_meta(engine, vectors))
 
-    app = EmolabApp(pack, loader, model_label=reference, pinned=pins,
+    app = EmolabApp(pack, loader, model_label=reference, pinned=pins, keymap=keymap,
                     recorder_factory=recorder_factory if target else None)
-    app.run()
-    if app.recorder.path:
-        click.echo(f"session recorded to {app.recorder.path}; replay it with: emolab replay {app.recorder.path}")
+    recorded = app.run()
+    if recorded:
+        click.echo(f"session recorded to {recorded}; replay it with: emolab replay {recorded}")
+    elif target:
+        click.echo("no message was sent, so no session was recorded")

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 import click
 
 from emolab.core.errors import EmolabError
+
+if TYPE_CHECKING:
+    from emolab.core.models import ProgressCallback
 
 
 def model_options(function):
@@ -37,12 +41,19 @@ def open_pack(vectors, *, required: bool):
 def open_model(pack, model, device, dtype, trust_remote_code):
     """The model the user named, or the pack's; then check that the two fit."""
     from emolab.cli.progress import conversion_progress
-    from emolab.core.models import load_model
 
     reference = model or (pack.model_id if pack is not None else "bundled")
     with conversion_progress() as progress:
-        loaded = load_model(reference, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+        return load_checked(pack, reference, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
                             progress=progress)
+
+
+def load_checked(pack, reference: str, *, device: str, dtype: str, trust_remote_code: bool,
+                 progress: ProgressCallback | None):
+    """Load a model and check that the pack (if any) was built for its shape."""
+    from emolab.core.models import load_model
+
+    loaded = load_model(reference, device=device, dtype=dtype, trust_remote_code=trust_remote_code, progress=progress)
     if pack is not None:
         pack.check_model(loaded.hidden_size, loaded.num_layers, loaded.reference)
     return loaded

@@ -5,11 +5,7 @@ from __future__ import annotations
 import click
 import numpy as np
 
-
-def top_emotions(scores: np.ndarray, emotions: list[str], k: int) -> list[tuple[str, float]]:
-    """The k emotions with the largest |z|, strongest first."""
-    order = np.argsort(-np.abs(scores), kind="stable")[:k]
-    return [(emotions[i], float(scores[i])) for i in order]
+from emolab.core.readouts import strongest as top_emotions
 
 
 def token_line(index: int, text: str, scores: np.ndarray | None, emotions: list[str] | None, k: int) -> str:

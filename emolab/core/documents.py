@@ -28,3 +28,15 @@ def check_document(document: object, path: Path, *, schema: str, format_name: st
     if problem is not None:
         where = problem.json_path if problem.json_path != "$" else f"the {what}"
         raise error(f"{path}: {where}: {problem.message}")
+
+
+def read_json(path: str | Path, what: str) -> object:
+    """A small JSON file the user names (a preset, a keymap); EmolabError in one line if it is not one."""
+    from emolab.core.errors import EmolabError
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EmolabError(f"{path}: no such {what}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise EmolabError(f"{path}: not a JSON {what} ({error})") from None

@@ -8,21 +8,21 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 
 class EmotionProvider(Provider):
-    """Pin any of the pack's emotions to the steering panel, or unpin a pinned one."""
+    """Pin any of the pack's emotions to the console screen's panel, or unpin a pinned one."""
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        app = self.app
-        pinned = set(app.steering_panel.pinned)
-        for emotion in app.pack.emotions:
+        screen = self.screen
+        pinned = set(screen.view.side.steering.pinned)
+        for emotion in screen.view.pack.emotions:
             verb = "unpin" if emotion in pinned else "steer"
             title = f"{verb} {emotion}"
             score = matcher.match(title)
             if score > 0:
-                yield Hit(score, matcher.highlight(title), partial(app.toggle_pin, emotion),
+                yield Hit(score, matcher.highlight(title), partial(screen.toggle_pin, emotion),
                           help="remove its slider" if emotion in pinned else "add a slider for it")
 
     async def discover(self) -> Hits:
-        app = self.app
-        for emotion in app.steering_panel.pinned:
-            yield DiscoveryHit(f"unpin {emotion}", partial(app.toggle_pin, emotion), help="remove its slider")
+        screen = self.screen
+        for emotion in screen.view.side.steering.pinned:
+            yield DiscoveryHit(f"unpin {emotion}", partial(screen.toggle_pin, emotion), help="remove its slider")

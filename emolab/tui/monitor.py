@@ -32,6 +32,7 @@ class Monitor:
 
     def __init__(self, emotions: list[str], thresholds: dict[str, float]):
         self.emotions = emotions
+        self.raised: list[Alert] = []  # every alert so far, oldest first
         self.thresholds: dict[str, float] = {}
         self._above: dict[str, bool] = {}
         for name, value in thresholds.items():
@@ -54,4 +55,5 @@ class Monitor:
             if above and not self._above[emotion]:
                 alerts.append(Alert(emotion, value, threshold, token_index, token_text))
             self._above[emotion] = above
+        self.raised += alerts
         return alerts

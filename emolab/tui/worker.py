@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from textual.message import Message
 
@@ -19,34 +20,31 @@ from emolab.core.events import Event, Token
 BATCH_SECONDS = 0.03
 
 
+@dataclass
 class LoadProgress(Message):
-    def __init__(self, stage: str, done: int, total: int | None) -> None:
-        super().__init__()
-        self.stage, self.done, self.total = stage, done, total
+    stage: str
+    done: int
+    total: int | None
 
 
+@dataclass
 class EngineReady(Message):
-    def __init__(self, engine) -> None:
-        super().__init__()
-        self.engine = engine
+    engine: object  # an emolab.core.engine.Engine, handed to the screen's EngineLink
 
 
+@dataclass
 class LoadFailed(Message):
-    def __init__(self, error: str) -> None:
-        super().__init__()
-        self.error = error
+    error: str
 
 
+@dataclass
 class EngineEvents(Message):
-    def __init__(self, events: list[Event]) -> None:
-        super().__init__()
-        self.events = events
+    events: list[Event]
 
 
+@dataclass
 class GenerationEnded(Message):
-    def __init__(self, error: str | None) -> None:
-        super().__init__()
-        self.error = error
+    error: str | None
 
 
 def load_engine(post: Callable[[Message], object], loader: Callable) -> None:
@@ -55,7 +53,7 @@ def load_engine(post: Callable[[Message], object], loader: Callable) -> None:
         engine = loader(lambda stage, done, total: post(LoadProgress(stage, done, total)))
     except EmolabError as error:
         post(LoadFailed(str(error)))
-    except Exception as error:  # anything else is a bug: show it rather than hang in "loading"
+    except Exception as error:  # noqa: BLE001 - anything else is a bug: show it rather than hang in "loading"
         post(LoadFailed(f"{type(error).__name__}: {error} ({traceback.format_exc(limit=1).splitlines()[-1]})"))
     else:
         post(EngineReady(engine))
@@ -75,7 +73,7 @@ def stream_generation(post: Callable[[Message], object], start: Callable[[], Ite
                 batch, last_post = [], now
     except EmolabError as failure:
         error = str(failure)
-    except Exception as failure:  # a bug: report it in the UI instead of dying silently
+    except Exception as failure:  # noqa: BLE001 - a bug: report it in the UI instead of dying silently
         error = f"{type(failure).__name__}: {failure}"
     finally:
         if batch:

@@ -10,12 +10,19 @@ from emolab.tui.app import EmolabApp
 
 
 async def wait_until(pilot, predicate, timeout: float = 20.0, what: str = "condition") -> None:
-    """One `pilot.pause()` is not enough for worker-driven updates: poll until true."""
+    """For a state in the middle of a worker's work (some tokens in, say): poll until true."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await pilot.pause(0.02)
+
+
+async def workers_done(pilot) -> None:
+    """Wait for the app's workers (loading, generating) to end, then for the messages they posted."""
+    await pilot.pause()  # a worker just asked for is still pending, and cannot be waited on yet
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
 
 
 def make_app(model, pack, *, sampling: Sampling | None = None, thresholds=None, engine_hook=None, **kwargs) -> EmolabApp:
@@ -26,21 +33,29 @@ def make_app(model, pack, *, sampling: Sampling | None = None, thresholds=None, 
             engine_hook(engine)
         return engine
 
-    return EmolabApp(pack, loader, model_label="tiny-llama", thresholds=thresholds, **kwargs)
+    return EmolabApp(pack, loader, model_label="tiny-llama", thresholds=thresholds, keymap=kwargs.pop("keymap", {}),
+                     **kwargs)
+
+
+def engine(app):
+    return app.chat.link.engine
 
 
 async def ready(pilot) -> None:
-    await wait_until(pilot, lambda: pilot.app.engine is not None, what="the engine to load")
-    await pilot.pause()
+    await workers_done(pilot)
+    assert pilot.app.chat.link.ready, "the engine did not load"
 
 
 async def send(pilot, text: str) -> None:
     app = pilot.app
-    app.query_one("#prompt").value = text
+    prompt = app.query_one("#prompt")
+    prompt.focus()
+    prompt.value = text
     await pilot.press("enter")
-    await wait_until(pilot, lambda: app.generating or app.turn is not None, what="generation to start")
+    await pilot.pause()  # Enter posts Input.Submitted; the screen handles it next
+    assert app.chat.link.generating or app.chat.view.turn_log.turns, "the message did not start a generation"
 
 
 async def settle(pilot) -> None:
-    await wait_until(pilot, lambda: not pilot.app.generating, what="generation to end")
-    await pilot.pause()
+    await workers_done(pilot)
+    assert not pilot.app.chat.link.generating

@@ -5,7 +5,7 @@ import json
 from emolab.core.sampling import Sampling
 from emolab.tui.screens.forms import SamplingScreen
 from emolab.tui.screens.help import HelpScreen
-from tests.tui.helpers import make_app, ready, send, settle, wait_until
+from tests.tui.helpers import engine, make_app, ready, send, settle, wait_until
 from tests.tui.test_steering_live import reply_tokens, slow_and_long
 
 
@@ -17,7 +17,7 @@ async def test_escape_stops_a_generation(tiny_model, tiny_pack):
         await wait_until(pilot, lambda: len(reply_tokens(app)) >= 3, what="a few tokens")
         await pilot.press("escape")
         await settle(pilot)
-        reply = [w.turn for w in app.transcript.turns if w.turn.role == "reply"][0]
+        reply = [turn for turn in app.chat.view.turn_log.turns if turn.role == "reply"][0]
         assert reply.note == "stopped"
         assert len(reply.tokens) < 500
 
@@ -29,10 +29,11 @@ async def test_crossing_a_threshold_raises_a_visible_alert(tiny_model, tiny_pack
         await ready(pilot)
         await send(pilot, "hello")
         await settle(pilot)
-        assert len(app.alerts) == 1  # it rose through once, then stayed above
-        alert = app.alerts[0]
+        alerts = app.chat.view.monitor.raised
+        assert len(alerts) == 1  # it rose through once, then stayed above
+        alert = alerts[0]
         assert alert.emotion == "afraid" and alert.token_index == 1
-        flagged = [t for w in app.transcript.turns for t in w.turn.tokens if t.alert]
+        flagged = [t for turn in app.chat.view.turn_log.turns for t in turn.tokens if t.alert]
         assert [t.index for t in flagged] == [1]
         assert "afraid" in str(app.query_one("#alerts").render())
 
@@ -53,15 +54,14 @@ async def test_new_chat_and_regenerate(tiny_model, tiny_pack):
         await ready(pilot)
         await send(pilot, "hello")
         await settle(pilot)
-        first = app.engine.conversation.messages[-1]["content"]
+        first = engine(app).conversation.messages[-1]["content"]
         await pilot.press("ctrl+r")
-        await wait_until(pilot, lambda: app.generating or app.engine.conversation.messages[-1]["content"] != first)
         await settle(pilot)
-        assert [m["role"] for m in app.engine.conversation.messages] == ["user", "assistant"]
-        assert [w.turn.role for w in app.transcript.turns].count("reply") == 1
+        assert [m["role"] for m in engine(app).conversation.messages] == ["user", "assistant"]
+        assert [turn.role for turn in app.chat.view.turn_log.turns].count("reply") == 1
         await pilot.press("ctrl+n")
         await pilot.pause()
-        assert app.engine.conversation.messages == [] and not app.transcript.turns
+        assert engine(app).conversation.messages == [] and not app.chat.view.turn_log.turns
 
 
 async def test_sampling_form_changes_the_engine(tiny_model, tiny_pack):
@@ -74,7 +74,7 @@ async def test_sampling_form_changes_the_engine(tiny_model, tiny_pack):
         app.screen.query_one("#seed").value = "42"
         await pilot.click("#apply")
         await pilot.pause()
-        assert app.engine.sampling.temperature == 0.3 and app.engine.sampling.seed == 42
+        assert engine(app).sampling.temperature == 0.3 and engine(app).sampling.seed == 42
 
 
 async def test_sampling_form_rejects_bad_values(tiny_model, tiny_pack):
@@ -96,19 +96,19 @@ async def test_presets_save_and_load(tmp_path, tiny_model, tiny_pack):
         await ready(pilot)
         app.query_one("#slider-happy").focus()
         await pilot.press("shift+right")
-        app.action_save_preset()
+        app.chat.action_save_preset()
         await pilot.pause()
         app.screen.query_one("#path").value = str(preset)
         await pilot.press("enter")
         await pilot.pause()
         assert json.loads(preset.read_text()) == {"happy": 0.5}
         preset.write_text(json.dumps({"at ease": -0.25, "sad": 1.0}))
-        app.action_load_preset()
+        app.chat.action_load_preset()
         await pilot.pause()
         app.screen.query_one("#path").value = str(preset)
         await pilot.press("enter")
         await pilot.pause()
-        assert app.engine.steering.snapshot().as_dict() == {"at ease": -0.25, "sad": 1.0}
+        assert engine(app).steering.snapshot().as_dict() == {"at ease": -0.25, "sad": 1.0}
         assert app.query_one("#slider-happy").value == 0 and app.query_one("#slider-at_ease").value == -0.25
 
 
@@ -118,12 +118,12 @@ async def test_a_bad_preset_is_a_notice_not_a_crash(tmp_path, tiny_model, tiny_p
     app = make_app(tiny_model, tiny_pack)
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot)
-        app.action_load_preset()
+        app.chat.action_load_preset()
         await pilot.pause()
         app.screen.query_one("#path").value = str(bad)
         await pilot.press("enter")
         await pilot.pause()
-        assert app.engine.steering.snapshot().as_dict() == {}
+        assert engine(app).steering.snapshot().as_dict() == {}
 
 
 async def test_selecting_a_token_shows_its_readout_and_tint_cycles(tiny_model, tiny_pack):
@@ -133,23 +133,24 @@ async def test_selecting_a_token_shows_its_readout_and_tint_cycles(tiny_model, t
         await send(pilot, "hello")
         await settle(pilot)
         await pilot.press("f2")
-        selected = app.transcript.selected
+        transcript = app.chat.view.transcript
+        selected = transcript.selected
         assert selected is not None and f"token {selected}" in app.query_one("SignedBars").title
         await pilot.press("f2")
-        assert app.transcript.selected < selected
+        assert transcript.selected < selected
         await pilot.press("f4")
-        assert app.transcript.selected is None
+        assert transcript.selected is None
         await pilot.press("ctrl+t")
-        assert app.transcript.tint == "valence"
+        assert transcript.tint == "valence"
         await pilot.press("ctrl+t", "ctrl+t")
-        assert app.transcript.tint == "emotion"
+        assert transcript.tint == "emotion"
 
 
 async def test_small_terminal_collapses_the_panel(tiny_model, tiny_pack):
     app = make_app(tiny_model, tiny_pack)
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot)
-        assert app.screen.has_class("-narrow") and app.screen.has_class("-short")
+        assert app.chat.view.has_class("-narrow") and app.chat.view.has_class("-short")
         assert not app.query_one("#va-plane").display
         await pilot.press("ctrl+b")
         assert not app.query_one("#side").display
@@ -161,10 +162,10 @@ async def test_clicking_a_token_selects_it_and_hovering_shows_it(tiny_model, tin
         await ready(pilot)
         await send(pilot, "hello")
         await settle(pilot)
-        reply = [w for w in app.transcript.turns if w.turn.role == "reply"][0]
+        reply = [w for w in app.chat.view.transcript.widgets.values() if w.turn.role == "reply"][0]
         await pilot.hover(reply, offset=(10, 0))
         await pilot.pause()
         assert app.query_one("SignedBars").title.startswith("hover: token")
         await pilot.click(reply, offset=(10, 0))
         await pilot.pause()
-        assert app.transcript.selected is not None
+        assert app.chat.view.transcript.selected is not None

@@ -35,15 +35,15 @@ def recorded_session(tmp_path, model, pack):
 
 
 def shown_tokens(app):
-    return [t.index for w in app.transcript.turns for t in w.turn.tokens]
+    return [t.index for turn in app.replay.view.turn_log.turns for t in turn.tokens]
 
 
 async def test_replay_plays_pauses_steps_and_moves_the_sliders_at_the_recorded_token(tmp_path, tiny_model, tiny_pack):
     data, steered_at = recorded_session(tmp_path, tiny_model, tiny_pack)
-    app = ReplayApp(tiny_pack, data, autoplay=False)
+    app = ReplayApp(tiny_pack, data, autoplay=False, keymap={})
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
-        assert shown_tokens(app) == [] and not app.playing
+        assert shown_tokens(app) == [] and not app.replay.playing
         await pilot.press("right")
         assert shown_tokens(app) == [0]
         await pilot.press("right", "right")
@@ -61,17 +61,17 @@ async def test_replay_plays_pauses_steps_and_moves_the_sliders_at_the_recorded_t
         assert app.query_one("#slider-sad").value == 1.0
 
         await pilot.press("plus", "plus")
-        assert app.speed == 5.0
+        assert app.replay.speed == 5.0
         await pilot.press("minus")
-        assert app.speed == 2.0
+        assert app.replay.speed == 2.0
         await pilot.press("space")
-        await wait_until(pilot, lambda: not app.playing, what="the replay to finish")
+        await wait_until(pilot, lambda: not app.replay.playing, what="the replay to finish")
         assert shown_tokens(app) == data.columns["index"]
 
 
 async def test_replay_jumps_to_the_next_turn_and_instant(tmp_path, tiny_model, tiny_pack):
     data, _ = recorded_session(tmp_path, tiny_model, tiny_pack)
-    app = ReplayApp(tiny_pack, data, autoplay=False)
+    app = ReplayApp(tiny_pack, data, autoplay=False, keymap={})
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         await pilot.press("n")
@@ -81,15 +81,15 @@ async def test_replay_jumps_to_the_next_turn_and_instant(tmp_path, tiny_model, t
         await pilot.press("i")
         await pilot.pause()
         assert shown_tokens(app) == data.columns["index"]
-        assert [w.turn.role for w in app.transcript.turns] == ["prompt", "reply", "prompt", "reply"]
+        assert [turn.role for turn in app.replay.view.turn_log.turns] == ["prompt", "reply", "prompt", "reply"]
 
 
 async def test_replay_can_show_any_emotion(tmp_path, tiny_model, tiny_pack):
     data, _ = recorded_session(tmp_path, tiny_model, tiny_pack)
-    app = ReplayApp(tiny_pack, data, autoplay=False)
+    app = ReplayApp(tiny_pack, data, autoplay=False, keymap={})
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
-        app.toggle_pin("at ease")
+        app.replay.toggle_pin("at ease")
         await pilot.pause()
         assert "at ease" in app.query_one("HeatStrip").rows
         await pilot.press("i")
@@ -100,7 +100,27 @@ async def test_replay_can_show_any_emotion(tmp_path, tiny_model, tiny_pack):
 def test_play_times_keep_the_recorded_rhythm_but_shorten_long_pauses():
     from types import SimpleNamespace
 
-    from emolab.tui.replay import play_times
+    from emolab.tui.screens.replay import play_times
 
     events = [SimpleNamespace(t=t) for t in (10.0, 10.05, 10.1, 40.0, 40.2)]
     assert play_times(events) == pytest.approx([0.0, 0.05, 0.1, 1.6, 1.8])
+
+
+async def test_replay_has_its_own_keys_and_none_of_the_chats(tmp_path, tiny_model, tiny_pack):
+    data, steered_at = recorded_session(tmp_path, tiny_model, tiny_pack)
+    app = ReplayApp(tiny_pack, data, autoplay=False, keymap={})
+    notices = []
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        app.notify = lambda message, **kwargs: notices.append(message)
+        await pilot.press("i")
+        await pilot.pause()
+        assert app.query_one("#slider-sad").value == 1.0
+        await pilot.press("ctrl+l", "ctrl+s")  # chat keys: reset the sliders, save the session
+        await pilot.pause()
+        assert app.query_one("#slider-sad").value == 1.0
+        assert not any("recording" in notice for notice in notices)
+        await pilot.press("f1")
+        await pilot.pause()
+        help_text = app.screen.query_one("#help-text").source.lower()
+        assert "next alert" in help_text and "play" in help_text
+        assert "reset every slider" not in help_text and "regenerate" not in help_text

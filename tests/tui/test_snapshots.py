@@ -15,9 +15,9 @@ async def after_one_reply(pilot):
     app.query_one("#slider-calm").set_value(0.3)
     await send(pilot, "hello there")
     await settle(pilot)
-    app.status.speed = "— tok/s"
+    app.chat.view.status.speed = "— tok/s"
     await pilot.pause(0.1)
-    app.transcript.scroll_end(animate=False)  # where following the stream ends up, without its timing
+    app.chat.view.transcript.scroll_end(animate=False)  # where following the stream ends up, without its timing
     await pilot.pause(0.1)
 
 

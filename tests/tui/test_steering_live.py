@@ -3,7 +3,7 @@
 import time
 
 from emolab.core.sampling import Sampling
-from tests.tui.helpers import make_app, ready, send, settle, wait_until
+from tests.tui.helpers import engine, make_app, ready, send, settle, wait_until
 
 
 def slow_and_long(engine):
@@ -26,7 +26,7 @@ def has_hits(app):
 
 
 def reply_tokens(app):
-    return [t for w in app.transcript.turns if w.turn.role == "reply" for t in w.turn.tokens]
+    return [t for turn in app.chat.view.turn_log.turns if turn.role == "reply" for t in turn.tokens]
 
 
 async def test_moving_a_slider_during_generation_steers_the_next_tokens(tiny_model, tiny_pack):
@@ -34,15 +34,15 @@ async def test_moving_a_slider_during_generation_steers_the_next_tokens(tiny_mod
     recorded = []
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot)
-        original = app.engine._token_event
-        app.engine._token_event = lambda *a, **k: recorded.append(original(*a, **k)) or recorded[-1]
+        original = engine(app)._token_event
+        engine(app)._token_event = lambda *a, **k: recorded.append(original(*a, **k)) or recorded[-1]
         await send(pilot, "hello")
         await wait_until(pilot, lambda: len(reply_tokens(app)) >= 5, what="some reply tokens")
         slider = app.query_one("#slider-calm")
         slider.focus()
         await pilot.press("right", "right", "right")
         changed_at = max(e.index for e in recorded)
-        assert app.engine.steering.snapshot().as_dict() == {"calm": 0.15}
+        assert engine(app).steering.snapshot().as_dict() == {"calm": 0.15}
         await settle(pilot)
         marked = [t for t in reply_tokens(app) if t.marker]
     replies = [e for e in recorded if e.source == "reply"]
@@ -64,9 +64,9 @@ async def test_slider_keys_fine_coarse_and_reset(tiny_model, tiny_pack):
         await pilot.press("shift+right")
         assert slider.value == 0.55
         await pilot.press("left")
-        assert app.engine.steering.snapshot().as_dict() == {"happy": 0.5}
+        assert engine(app).steering.snapshot().as_dict() == {"happy": 0.5}
         await pilot.press("0")
-        assert slider.value == 0 and app.engine.steering.snapshot().as_dict() == {}
+        assert slider.value == 0 and engine(app).steering.snapshot().as_dict() == {}
 
 
 async def test_reset_all_sliders(tiny_model, tiny_pack):
@@ -76,9 +76,9 @@ async def test_reset_all_sliders(tiny_model, tiny_pack):
         for name in ("#slider-happy", "#slider-sad"):
             app.query_one(name).focus()
             await pilot.press("shift+right")
-        assert len(app.engine.steering.snapshot().as_dict()) == 2
+        assert len(engine(app).steering.snapshot().as_dict()) == 2
         await pilot.press("ctrl+l")
-        assert app.engine.steering.snapshot().as_dict() == {}
+        assert engine(app).steering.snapshot().as_dict() == {}
         assert app.query_one("#slider-happy").value == 0
 
 
@@ -86,15 +86,15 @@ async def test_add_and_remove_an_emotion_through_fuzzy_search(tiny_model, tiny_p
     app = make_app(tiny_model, tiny_pack)
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot)
-        assert "at ease" not in app.steering_panel.pinned
+        assert "at ease" not in app.chat.view.side.steering.pinned
         await pilot.press("ctrl+g")
         await pilot.press(*"atea")
         await wait_until(pilot, lambda: has_hits(app), what="search hits")
         await pilot.press("enter")
-        await wait_until(pilot, lambda: "at ease" in app.steering_panel.pinned, what="the new slider")
+        await wait_until(pilot, lambda: "at ease" in app.chat.view.side.steering.pinned, what="the new slider")
         assert app.query_one("HeatStrip").rows[-1] == "at ease"
         await pilot.press("ctrl+g")
         await pilot.press(*"unpin at ease")
         await wait_until(pilot, lambda: has_hits(app), what="search hits")
         await pilot.press("enter")
-        await wait_until(pilot, lambda: "at ease" not in app.steering_panel.pinned, what="the slider to go")
+        await wait_until(pilot, lambda: "at ease" not in app.chat.view.side.steering.pinned, what="the slider to go")

@@ -8,23 +8,35 @@ from pathlib import Path
 import numpy as np
 
 from emolab.core.errors import EmolabError
+from emolab.core.readouts import strongest
 from emolab.core.session.format import SessionData
 
 MARKDOWN_TOKENS_PER_TURN = 400  # a transcript stays readable; the CSV has every token
 
 
+def check_exportable(data: SessionData, path: str | Path) -> None:
+    if not data.token_count:
+        raise EmolabError(f"{path}: the session has no tokens to export (no message was sent)")
+
+
 def choose_emotions(data: SessionData, requested: list[str] | None, count: int = 6) -> list[str]:
-    """The requested emotions, or the `count` with the largest variance over the reply tokens."""
+    """The requested emotions; else the ones pinned in the console when the session ended; else the
+    `count` most active (the largest root-mean-square z over the tokens, the attention sink left out)."""
     if requested:
         unknown = [name for name in requested if name not in data.emotions]
         if unknown:
             raise EmolabError(f"the session has no emotion {unknown[0]!r}")
         return requested
-    probes = data.probe_matrix().astype(np.float32)
+    pins = [note["emotions"] for note in data.notes
+            if note["kind"] == "pinned" and isinstance(note.get("emotions"), list)]
+    pinned = [name for name in pins[-1] if name in data.emotions] if pins else []
+    if pinned:
+        return pinned
+    probes = data.probe_matrix().astype(np.float32)[np.array(data.columns["position"], dtype=int) > 0]
     if len(probes) == 0:
-        return data.emotions[:count]
-    variance = np.nanvar(probes[1:] if len(probes) > 1 else probes, axis=0)  # position 0 is an attention sink
-    return [data.emotions[i] for i in np.argsort(-variance)[:count]]
+        probes = data.probe_matrix().astype(np.float32)
+    activity = np.sqrt(np.nanmean(probes ** 2, axis=0)) if len(probes) else np.zeros(len(data.emotions))
+    return [data.emotions[i] for i in np.argsort(-activity, kind="stable")[:count]]
 
 
 def plot_timeline(data: SessionData, out: Path, emotions: list[str]) -> Path:
@@ -88,8 +100,7 @@ def write_markdown(data: SessionData, out: Path, top_k: int = 3) -> Path:
         rows = data.reply_rows(turn)[:MARKDOWN_TOKENS_PER_TURN]
         lines += [f"**assistant** ({turn.get('finish', '')}): {turn['text']}", "", "| token | top emotions |", "|---|---|"]
         for row in rows:
-            order = np.argsort(-np.abs(probes[row]))[:top_k]
-            cells = ", ".join(f"{data.emotions[i]} {probes[row][i]:+.1f}" for i in order)
+            cells = ", ".join(f"{name} {value:+.1f}" for name, value in strongest(probes[row], data.emotions, top_k))
             lines.append(f"| `{columns['text'][row].replace('|', '/').replace('`', '')}` | {cells} |")
         lines.append("")
     out.parent.mkdir(parents=True, exist_ok=True)

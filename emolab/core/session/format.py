@@ -22,6 +22,7 @@ FORMAT = "emolab-session"
 FORMAT_VERSION = 1
 SCHEMA_ID = "https://emolab.dev/schemas/session-1.json"
 TOKEN_COLUMNS = ("index", "position", "token_id", "text", "source", "t_ms", "steering_version")
+ALERT_FIELDS = {"emotion", "threshold", "token_index"}
 
 
 class SessionError(EmolabError):
@@ -70,6 +71,10 @@ class SessionData:
                 break
             rows.append(row)
         return rows
+
+    def alert_notes(self) -> list[dict]:
+        """The recorded alerts that say which emotion crossed which threshold at which token."""
+        return [note for note in self.notes if note["kind"] == "alert" and ALERT_FIELDS <= note.keys()]
 
     def steering_with_first_tokens(self) -> list[dict]:
         """Each change with the index of the first token chosen under it (None if none was)."""

@@ -9,6 +9,7 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -50,20 +51,27 @@ def session_meta(engine, pack_path: str | Path) -> dict:
 
 
 class SessionRecorder:
-    """Records everything a replay needs; saves atomically after each turn, journals in between."""
+    """Records everything a replay needs; saves atomically after each turn, journals in between.
+
+    Nothing is written until the first message: what comes before it (slider moves, notes) is
+    kept and goes into the file with it, and a session without a message leaves no file.
+    """
 
     def __init__(self, path: str | Path, meta: dict, *, clock=None):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.data = SessionData(meta=meta)
         self.clock = clock or time.perf_counter
         self.started = self.clock()
         self.seq = 0
-        write_atomically(self.path, self.data, self.seq)
-        self._journal = journal_path(self.path).open("w", encoding="utf-8")
+        self._journal: TextIO | None = None  # opened with the first message
         # Saving a long session takes milliseconds: after a turn it runs here, off the caller's thread.
         self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emolab-session-save")
         self._pending = None
+
+    def _begin(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(self.path, self.data, self.seq)  # everything so far; the journal holds the rest
+        self._journal = journal_path(self.path).open("w", encoding="utf-8")
 
     def _t(self) -> float:
         return round(self.clock() - self.started, 3)
@@ -72,8 +80,9 @@ class SessionRecorder:
         self.seq += 1
         entry["n"] = self.seq
         apply_entry(self.data, entry)
-        self._journal.write(json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n")
-        self._journal.flush()  # in the OS's hands now: a killed process loses nothing
+        if self._journal is not None:
+            self._journal.write(json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n")
+            self._journal.flush()  # in the OS's hands now: a killed process loses nothing
 
     # -- SessionSink ----------------------------------------------------------------------------
 
@@ -92,7 +101,8 @@ class SessionRecorder:
                           if s != "reply"), None)
             self._append({"k": "turn", "role": "assistant", "text": event.text, "t": self._t(), "finish": event.reason,
                           "first_token": first + 1 if first is not None else 0})
-            self._pending = self._saver.submit(write_atomically, self.path, self.data.copy(), self.seq)
+            if self._journal is not None:
+                self._pending = self._saver.submit(write_atomically, self.path, self.data.copy(), self.seq)
         elif isinstance(event, Truncated):
             self.record_note("truncated", dropped_messages=event.dropped_messages)
 
@@ -102,21 +112,28 @@ class SessionRecorder:
 
     def record_note(self, kind: str, **details) -> None:
         if kind == "message":
+            if self._journal is None:
+                self._begin()
             self._append({"k": "turn", "role": "user", "text": details["text"], "t": self._t()})
             return
         self._append({"k": "note", "kind": kind, "t": self._t(), **_jsonable(details)})
 
-    def save(self) -> Path:
-        """Write the session now. The journal stays: the file records how much of it is included."""
+    def save(self) -> Path | None:
+        """Write the session now (None before the first message). The journal stays: the file
+        records how much of it is included."""
+        if self._journal is None:
+            return None
         self._saver.submit(write_atomically, self.path, self.data.copy(), self.seq).result()
         return self.path
 
-    def close(self) -> Path:
-        self.save()
+    def close(self) -> Path | None:
+        """Save and end the recording; returns the file, or None if no message ever made one."""
+        saved = self.save()
         self._saver.shutdown(wait=True)
-        self._journal.close()
-        journal_path(self.path).unlink(missing_ok=True)
-        return self.path
+        if self._journal is not None:
+            self._journal.close()
+            journal_path(self.path).unlink(missing_ok=True)
+        return saved
 
 
 def _jsonable(details: dict) -> dict:

@@ -67,6 +67,15 @@ def verify(data: SessionData, engine: Engine) -> Verification:
         return data.states.get(str(version)) if version is not None else None
 
     engine.schedule = schedule
+    try:
+        replayed = _replay(data, engine)
+    finally:
+        engine.schedule = None  # a failed replay must not leave the engine steering by the recording
+    return _compare(data, replayed, compare_readouts=engine.pack.emotions == data.emotions)
+
+
+def _replay(data: SessionData, engine: Engine) -> list[Token]:
+    """Send the recorded messages, regenerations, new chats and sampling changes again, in order."""
     lengths = iter(_reply_lengths(data))
     finishes = iter([turn.get("finish") for turn in data.turns if turn["role"] == "assistant"])
     replayed: list[Token] = []
@@ -91,8 +100,7 @@ def verify(data: SessionData, engine: Engine) -> Verification:
                     replies += 1
                     if finish == "stopped" and replies == length:
                         engine.stop()  # the engine then samples and discards one token, as it did live
-    engine.schedule = None
-    return _compare(data, replayed, compare_readouts=engine.pack.emotions == data.emotions)
+    return replayed
 
 
 def _compare(data: SessionData, replayed: list[Token], *, compare_readouts: bool) -> Verification:

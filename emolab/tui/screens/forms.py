@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
@@ -23,7 +25,7 @@ FORM_CSS = """
 
 class SamplingScreen(ModalScreen[Sampling | None]):
     DEFAULT_CSS = FORM_CSS.format(name="SamplingScreen")
-    BINDINGS = [Binding("escape", "cancel", "cancel", id="form.cancel")]
+    BINDINGS: ClassVar = [Binding("escape", "cancel", "cancel", id="form.cancel")]
 
     def __init__(self, sampling: Sampling) -> None:
         super().__init__()
@@ -70,7 +72,7 @@ class SamplingScreen(ModalScreen[Sampling | None]):
 
 class PathScreen(ModalScreen[str | None]):
     DEFAULT_CSS = FORM_CSS.format(name="PathScreen")
-    BINDINGS = [Binding("escape", "cancel", "cancel", id="form.cancel")]
+    BINDINGS: ClassVar = [Binding("escape", "cancel", "cancel", id="form.cancel")]
 
     def __init__(self, title: str, default: str) -> None:
         super().__init__()

@@ -1,6 +1,8 @@
-"""The help screen: every key and command."""
+"""The help screen: the calling screen's text (kept here), then its keys as they are bound right now."""
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -8,32 +10,14 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
-HELP = """\
+from emolab.tui.keymap import KeyRow
+
+CHAT_HELP = """\
 # emolab
 
 Chat with the model while sliders steer it, and watch each token's emotion readouts.
 The readouts are z-scores against neutral text: 0 is typical, ±3 is strong.
-
-## Keys
-
-| key | action |
-|---|---|
-| Enter | send the message |
-| Esc | stop the reply |
-| Ctrl+N | new chat |
-| Ctrl+R | regenerate the last reply |
-| Ctrl+G | add or remove a steering emotion (fuzzy search) |
-| Ctrl+L | reset every slider to 0 |
-| Ctrl+O | sampling: temperature, top-p, max tokens, seed |
-| Ctrl+T | tint tokens by emotion, by valence, or not at all |
-| Ctrl+B | show or hide the side panel |
-| F2 / F3 | select the previous / next token (its readout shows in the bars); F4 follows live |
-| Ctrl+P | command palette: everything, searchable |
-| F1 | this help |
-| Ctrl+Q | quit |
-
-On a slider: ←/→ fine steps, Shift+←/→ coarse steps, 0 resets it; drag it with the mouse.
-Click a token to see its readout.
+Type anywhere to write a message; Enter sends it. Click a token to see its readout.
 
 ## Steering
 
@@ -49,14 +33,36 @@ desperate, hostile and afraid are watched, each at the z-score that one neutral 
 thousand reached when the pack was built (the pack's alerts.json), never below z = 3.
 """
 
+REPLAY_HELP = """\
+# emolab replay
+
+A recorded session plays back with its own timing; pauses longer than 1.5 s are shortened.
+The sliders show the recorded steering, from the token it took effect on. Nothing here
+changes the recording. Click a token to see its readout.
+"""
+
+
+def help_markdown(intro: str, sections: list[tuple[str, list[KeyRow]]]) -> str:
+    parts = [intro.rstrip(), ""]
+    for title, rows in sections:
+        parts += [f"## {title}", "", "| key | action |", "|---|---|"]
+        parts += [f"| {row.keys} | {row.explanation} |" for row in rows]
+        parts.append("")
+    return "\n".join(parts)
+
 
 class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: 90%; max-width: 100; height: 90%; border: thick $primary; background: $surface; }
+    HelpScreen > VerticalScroll { width: 90%; max-width: 100; height: 90%; border: thick $primary;
+                                  background: $surface; }
     """
-    BINDINGS = [Binding("escape,f1,q", "dismiss", "close", id="help.close")]
+    BINDINGS: ClassVar = [Binding("escape,f1,q", "dismiss", "close", id="help.close")]
+
+    def __init__(self, intro: str, sections: list[tuple[str, list[KeyRow]]]) -> None:
+        super().__init__()
+        self.text = help_markdown(intro, sections)
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
-            yield Markdown(HELP, id="help-text")
+            yield Markdown(self.text, id="help-text")

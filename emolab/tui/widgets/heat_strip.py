@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from itertools import pairwise
 
 import numpy as np
 from rich.color import Color
@@ -11,6 +12,7 @@ from rich.style import Style
 from textual.strip import Strip
 
 from emolab.tui.widgets.cached_lines import CachedLines
+from emolab.tui.widgets.labels import fit_label
 
 SATURATION_Z = 4.0
 
@@ -27,7 +29,7 @@ def z_colour(value: float) -> Color:
     return Color.from_rgb(base + (215 - base) * strength, base, base)
 
 
-PALETTE = {level: Style(color=z_colour(level / LEVELS * SATURATION_Z)) for level in range(-LEVELS, LEVELS + 1)}
+SHADES = {level: Style(color=z_colour(level / LEVELS * SATURATION_Z)) for level in range(-LEVELS, LEVELS + 1)}
 
 
 def z_levels(values: np.ndarray) -> np.ndarray:
@@ -64,7 +66,7 @@ class HeatStrip(CachedLines):
 
     def draw(self) -> list[Strip]:
         base = self.rich_style
-        shades = {level: base + style for level, style in PALETTE.items()}
+        shades = {level: base + style for level, style in SHADES.items()}
         width = max(1, self.size.width - self.label_width - 1)
         recent = list(self.history)[-width:]
         levels = None
@@ -72,12 +74,11 @@ class HeatStrip(CachedLines):
             levels = z_levels(np.stack(recent)[:, self.indices].T)  # [rows, tokens]
         strips = []
         for row, name in enumerate(self.rows):
-            label = name if len(name) <= self.label_width else name[: self.label_width - 1] + "…"
-            segments = [Segment(f"{label:<{self.label_width}} ", base)]
+            segments = [Segment(fit_label(name, self.label_width) + " ", base)]
             if levels is not None:
                 shade = levels[row]
                 bounds = [0, *(np.flatnonzero(np.diff(shade)) + 1).tolist(), len(shade)]
                 segments += [Segment("▇" * (end - start), shades[int(shade[start])])
-                             for start, end in zip(bounds, bounds[1:])]
+                             for start, end in pairwise(bounds)]
             strips.append(Strip(segments).adjust_cell_length(self.size.width, base))
         return strips

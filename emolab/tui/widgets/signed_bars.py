@@ -13,6 +13,7 @@ from rich.style import Style
 from textual.strip import Strip
 
 from emolab.tui.widgets.cached_lines import CachedLines
+from emolab.tui.widgets.labels import fit_label
 
 POSITIVE, NEGATIVE = Style(color="green"), Style(color="red")
 AXIS, TITLE, EMPTY = Style(color="bright_black"), Style(bold=True), Style(color="bright_black")
@@ -48,10 +49,9 @@ class SignedBars(CachedLines):
         for name, value in self.rows:
             filled = min(half, round(abs(value) / self.scale * half))
             colour = base + (POSITIVE if value >= 0 else NEGATIVE)
-            label = name if len(name) <= self.label_width else name[: self.label_width - 1] + "…"
             left = " " * (half - filled) + "█" * filled if value < 0 else " " * half
             right = "█" * filled + " " * (half - filled) if value >= 0 else " " * half
-            lines.append([Segment(f"{label:<{self.label_width}} ", base),
+            lines.append([Segment(fit_label(name, self.label_width) + " ", base),
                           Segment(left, colour), Segment("│", base + AXIS), Segment(right, colour),
                           Segment(f" {value:+5.1f}", colour)])
         return [Strip(segments).adjust_cell_length(width, base) for segments in lines]

@@ -5,6 +5,9 @@ Textual has no slider, and textual-slider is GPL and integer-only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
@@ -12,30 +15,33 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from emolab.tui.widgets.labels import fit_label
+
 
 class FloatSlider(Widget, can_focus=True):
     DEFAULT_CSS = """
     FloatSlider { height: 1; width: 1fr; }
     FloatSlider:focus { background: $boost; }
     """
-    BINDINGS = [
-        Binding("left", "step(-1)", "−", show=False, id="slider.down"),
-        Binding("right", "step(1)", "+", show=False, id="slider.up"),
-        Binding("shift+left", "coarse(-1)", "−−", show=False, id="slider.down_coarse"),
-        Binding("shift+right", "coarse(1)", "++", show=False, id="slider.up_coarse"),
-        Binding("0", "reset", "reset", show=False, id="slider.reset"),
+    BINDINGS: ClassVar = [
+        Binding("left", "step(-1)", "−", show=False, id="slider.down", tooltip="A fine step down"),
+        Binding("right", "step(1)", "+", show=False, id="slider.up", tooltip="A fine step up"),
+        Binding("shift+left", "coarse(-1)", "−−", show=False, id="slider.down_coarse",
+                tooltip="A coarse step down"),
+        Binding("shift+right", "coarse(1)", "++", show=False, id="slider.up_coarse",
+                tooltip="A coarse step up"),
+        Binding("0", "reset", "reset", show=False, id="slider.reset", tooltip="Back to 0"),
     ]
 
     value: reactive[float] = reactive(0.0)
 
+    @dataclass
     class Changed(Message):
-        def __init__(self, slider: "FloatSlider", value: float) -> None:
-            super().__init__()
-            self.slider = slider
-            self.value = value
+        slider: FloatSlider
+        value: float
 
         @property
-        def control(self) -> "FloatSlider":
+        def control(self) -> FloatSlider:
             return self.slider
 
     def __init__(self, label: str, *, minimum: float, maximum: float, step: float, coarse_step: float,
@@ -76,13 +82,12 @@ class FloatSlider(Widget, can_focus=True):
         return start, max(5, self.size.width - start - 7)
 
     def render(self) -> Text:
-        start, width = self._track_geometry()
-        label = self.label if len(self.label) <= self.label_width else self.label[: self.label_width - 1] + "…"
+        _, width = self._track_geometry()
         span = self.maximum - self.minimum
         knob = round((self.value - self.minimum) / span * (width - 1))
         zero = round((0 - self.minimum) / span * (width - 1)) if self.minimum < 0 < self.maximum else None
         colour = "green" if self.value > 0 else "red" if self.value < 0 else "bright_black"
-        text = Text(f"{label:<{self.label_width}} ", style="bold" if self.value else "")
+        text = Text(fit_label(self.label, self.label_width) + " ", style="bold" if self.value else "")
         for column in range(width):
             if column == knob:
                 text.append("●", style=f"bold {colour}")

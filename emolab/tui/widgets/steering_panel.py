@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
+from textual import on
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Static
@@ -22,11 +24,10 @@ class SteeringPanel(Vertical):
     SteeringPanel > .panel-title { text-style: bold; }
     """
 
+    @dataclass
     class Changed(Message):
-        def __init__(self, emotion: str, value: float) -> None:
-            super().__init__()
-            self.emotion = emotion
-            self.value = value
+        emotion: str
+        value: float
 
     def __init__(self, slider_range: SliderRange, pinned: list[str], *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -76,6 +77,7 @@ class SteeringPanel(Vertical):
     def values(self) -> dict[str, float]:
         return {emotion: slider.value for emotion, slider in self.sliders.items() if slider.value}
 
-    def on_float_slider_changed(self, message: FloatSlider.Changed) -> None:
+    @on(FloatSlider.Changed)
+    def _announce(self, message: FloatSlider.Changed) -> None:
         message.stop()
         self.post_message(self.Changed(message.slider.emotion, message.value))

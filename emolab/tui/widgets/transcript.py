@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from rich.style import Style
@@ -10,37 +10,17 @@ from rich.text import Text
 from textual import events
 from textual.containers import VerticalScroll
 from textual.message import Message
+from textual.reactive import reactive
 from textual.widget import Widget
 
 from emolab.core.valence import valence
+from emolab.tui.turns import TokenView, TurnView
 from emolab.tui.widgets.heat_strip import z_colour
 
-PALETTE = ["#e06c75", "#98c379", "#e5c07b", "#61afef", "#c678dd", "#56b6c2", "#d19a66", "#be5046",
-           "#7ec699", "#f08d49", "#b392f0", "#ffab70"]
+EMOTION_COLOURS = ["#e06c75", "#98c379", "#e5c07b", "#61afef", "#c678dd", "#56b6c2", "#d19a66", "#be5046",
+                   "#7ec699", "#f08d49", "#b392f0", "#ffab70"]
 TINT_THRESHOLD = 1.0  # |z| below this stays untinted
 SELECTED = Style(reverse=True)
-
-
-@dataclass
-class TokenView:
-    index: int
-    text: str
-    probe: np.ndarray | None
-    smoothed: np.ndarray | None = None
-    marker: str | None = None  # a steering change that took effect on this token
-    alert: str | None = None
-    styles: dict[tuple[str, bool], Style] = field(default_factory=dict, repr=False)  # per view, computed once
-
-    def readout(self, smoothed: bool) -> np.ndarray | None:
-        """The readout the console shows: smoothed where there is one and it is asked for, else raw."""
-        return self.smoothed if smoothed and self.smoothed is not None else self.probe
-
-
-@dataclass
-class TurnView:
-    role: str  # "prompt" or "reply"
-    tokens: list[TokenView] = field(default_factory=list)
-    note: str = ""  # how the turn ended, or a notice
 
 
 class TurnWidget(Widget):
@@ -50,12 +30,15 @@ class TurnWidget(Widget):
     TurnWidget.reply { border-left: thick $success-darken-2; }
     """
 
+    @dataclass
     class TokenClicked(Message):
-        def __init__(self, token: TokenView) -> None:
-            super().__init__()
-            self.token = token
+        token: TokenView
 
-    def __init__(self, turn: TurnView, transcript: "Transcript") -> None:
+    @dataclass
+    class TokenHovered(Message):
+        token: TokenView | None  # None: the pointer left the tokens
+
+    def __init__(self, turn: TurnView, transcript: Transcript) -> None:
         super().__init__(classes=turn.role)
         self.turn = turn
         self.transcript = transcript
@@ -73,11 +56,6 @@ class TurnWidget(Widget):
         width = self.content_size.width
         if not width or self.get_content_height(self.size, self.size, width) != self.content_size.height:
             self.refresh(layout=True)
-
-    class TokenHovered(Message):
-        def __init__(self, token: TokenView | None) -> None:
-            super().__init__()
-            self.token = token
 
     def _token_at(self, event) -> TokenView | None:
         index = event.style.meta.get("token") if event.style else None
@@ -98,30 +76,39 @@ class TurnWidget(Widget):
 
 
 class Transcript(VerticalScroll):
-    """Scrolls with the stream unless the user has scrolled up."""
+    """Renders a TurnLog's turns; scrolls with the stream unless the user has scrolled up."""
 
     DEFAULT_CSS = "Transcript { height: 1fr; }"
+
+    tint: reactive[str] = reactive("emotion", repaint=False)  # or "valence" or "off"
+    smoothed: reactive[bool] = reactive(True, repaint=False)  # tint by smoothed readouts, or each token's own
+    selected: reactive[int | None] = reactive(None, repaint=False)  # the index of the selected token
 
     def __init__(self, emotions: list[str], valence: np.ndarray, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.emotions = emotions
         self.valence = valence  # per emotion: its PC1 coordinate, scaled to [-1, 1]
-        self.tint = "emotion"  # or "valence" or "off"
-        self.smoothed = True  # tint by the smoothed readouts, or by each token's own
-        self.selected: int | None = None
-        self.turns: list[TurnWidget] = []
-        self.hidden_ids: set[int] = set()
+        self.widgets: dict[TurnView, TurnWidget] = {}  # in turn order
+
+    def watch_tint(self) -> None:
+        self.redraw()
+
+    def watch_smoothed(self) -> None:
+        self.redraw()
+
+    def watch_selected(self) -> None:
+        self.redraw()
 
     def colour_of(self, emotion_index: int) -> str:
-        return PALETTE[emotion_index % len(PALETTE)]
+        return EMOTION_COLOURS[emotion_index % len(EMOTION_COLOURS)]
 
     def render_turn(self, turn: TurnView) -> Text:
         text = Text()
         text.append("you  " if turn.role == "prompt" else "model  ", style="bold")
+        view = (self.tint, self.smoothed)
         for token in turn.tokens:
             if token.marker:
                 text.append(f" ⟂{token.marker} ", style="bold black on yellow")
-            view = (self.tint, self.smoothed)
             style = token.styles.get(view)
             if style is None:  # a turn is redrawn per token: compute each token's style once, not per redraw
                 style = token.styles[view] = self._token_style(token) + Style(meta={"token": token.index})
@@ -151,35 +138,24 @@ class Transcript(VerticalScroll):
     def following(self) -> bool:
         return self.scroll_y >= self.max_scroll_y - 1
 
-    def start_turn(self, role: str) -> TurnView:
-        turn = TurnView(role)
-        widget = TurnWidget(turn, self)
-        self.turns.append(widget)
-        self.mount(widget)
-        return turn
-
-    def refresh_turn(self, turn: TurnView) -> None:
+    def show(self, turns: list[TurnView], changed: list[TurnView]) -> None:
+        """Match the widgets to `turns` (turns only ever end or go): mount new ones, redraw `changed`."""
         follow = self.following
-        for widget in reversed(self.turns):
-            if widget.turn is turn:
+        kept = set(turns)
+        for turn in [turn for turn in self.widgets if turn not in kept]:
+            self.widgets.pop(turn).remove()
+        new = [TurnWidget(turn, self) for turn in turns if turn not in self.widgets]
+        for widget in new:
+            self.widgets[widget.turn] = widget
+        if new:
+            self.mount_all(new)
+        for turn in changed:
+            widget = self.widgets.get(turn)
+            if widget is not None:
                 widget.repaint()
-                break
-        if follow:
+        if follow and (new or changed):
             self.call_after_refresh(self.scroll_end, animate=False)
 
     def redraw(self) -> None:
-        for widget in self.turns:
+        for widget in self.widgets.values():
             widget.refresh()
-
-    def clear_turns(self) -> None:
-        for widget in self.turns:
-            widget.remove()
-        self.turns.clear()
-        self.selected = None
-
-    def drop_last_reply(self) -> None:
-        if self.turns and self.turns[-1].turn.role == "reply":
-            self.turns.pop().remove()
-
-    def all_tokens(self) -> list[TokenView]:
-        return [token for widget in self.turns for token in widget.turn.tokens]

@@ -1,0 +1,230 @@
+"""The chat screen: talk to the model, steer it with the sliders, record the session.
+
+The screen never calls the model itself: it sends commands through an EngineLink and
+shows the events that come back, through the console view it shares with the replay.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from textual import events, on
+from textual.app import SystemCommand
+from textual.binding import BindingsMap
+from textual.widgets import Input, TextArea
+
+from emolab.core.pack import VectorPack
+from emolab.core.recording import NotRecording, SessionSink
+from emolab.tui import bindings as keys
+from emolab.tui.engine_link import EngineLink
+from emolab.tui.keymap import KeyRow, key_rows
+from emolab.tui.presets import DEFAULT_PRESET
+from emolab.tui.screens.console import ConsoleScreen
+from emolab.tui.screens.forms import PathScreen, SamplingScreen
+from emolab.tui.screens.help import CHAT_HELP
+from emolab.tui.steering import SteeringController
+from emolab.tui.view import ConsoleView
+from emolab.tui.widgets.slider import FloatSlider
+from emolab.tui.widgets.steering_panel import SteeringPanel
+from emolab.tui.worker import (
+    EngineEvents,
+    EngineReady,
+    GenerationEnded,
+    LoadFailed,
+    LoadProgress,
+)
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    pack: VectorPack
+    loader: Callable  # loader(progress) → a ready Engine, run in a thread worker
+    model_label: str
+    recorder_factory: Callable[[object], SessionSink] | None = None
+    pinned: list[str] | None = None
+    thresholds: dict[str, float] | None = None
+
+
+class ChatScreen(ConsoleScreen):
+    BINDINGS: ClassVar = [keys.QUIT, keys.STOP, keys.NEW_CHAT, keys.REGENERATE, keys.SEARCH_EMOTIONS,
+                          keys.RESET_STEERING, keys.EDIT_SAMPLING, keys.CYCLE_TINT, *keys.HIDDEN_VIEW_KEYS,
+                          keys.SAVE_SESSION]
+    HELP = CHAT_HELP
+
+    def __init__(self, settings: ChatSettings) -> None:
+        from emolab.tui.monitor import default_thresholds
+
+        pack = settings.pack
+        thresholds = default_thresholds(pack.alert_thresholds) if settings.thresholds is None else settings.thresholds
+        super().__init__(ConsoleView(pack, pinned=settings.pinned, thresholds=thresholds))
+        self.settings = settings
+        self.link = EngineLink(self, settings.loader)
+        self.recorder: SessionSink = NotRecording()  # until the engine exists to describe
+        self.steering = SteeringController(self.link, self.view)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        status = self.view.status
+        status.model = f"{self.settings.model_label} (loading…)"
+        status.session = "recording starts with the model" if self.settings.recorder_factory else "not recording"
+        self.link.load()
+
+    # -- loading --------------------------------------------------------------------------------------
+
+    @on(LoadProgress)
+    def _loading(self, message: LoadProgress) -> None:
+        done = f" {message.done}/{message.total}" if message.total else ""
+        self.view.status.model = f"{self.settings.model_label}: {message.stage}{done}"
+
+    @on(EngineReady)
+    def _ready(self, message: EngineReady) -> None:
+        # The model and its libraries are millions of long-lived objects: keep them out of the
+        # garbage collector's full passes, which otherwise stall the screen for hundreds of ms.
+        gc.freeze()
+        self.link.attach(message.engine)
+        if self.settings.recorder_factory is not None:
+            try:
+                self.recorder = self.settings.recorder_factory(message.engine)
+            except OSError as error:
+                self.notify(f"cannot record the session: {error}", severity="error", timeout=30)
+        self.steering.recorder = self.recorder
+        self.steering.record_pins()
+        status = self.view.status
+        status.session = f"recording {self.recorder.path}" if self.recorder.path else "not recording"
+        status.model = self.link.describe()
+        status.context = self.link.context()
+        prompt = self.view.prompt
+        prompt.disabled = False
+        help_keys = next(row.keys for row in self.app.app_key_rows() if row.action == "help")
+        prompt.placeholder = f"Message the model (Enter to send, {help_keys} for help)"
+        prompt.focus()
+
+    @on(LoadFailed)
+    def _load_failed(self, message: LoadFailed) -> None:
+        self.view.status.model = "model failed to load"
+        self.notify(message.error, title="cannot load the model", severity="error", timeout=30)
+
+    # -- chatting -------------------------------------------------------------------------------------
+
+    @on(Input.Submitted, "#prompt")
+    def _send(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if not text or not self.link.idle:
+            return  # an empty message does nothing; a busy engine keeps the draft
+        event.input.value = ""
+        self.recorder.record_note("message", text=text)
+        self._generating()
+        self.link.chat(text)
+
+    def _generating(self) -> None:
+        self.view.status.state = "generating"
+        self.view.turn_log.end_turn()
+
+    @on(EngineEvents)
+    def _show(self, message: EngineEvents) -> None:
+        for event in message.events:
+            self.recorder.record_event(event)
+        for alert in self.view.show(message.events):
+            self.recorder.record_note("alert", **alert.__dict__)
+        self.view.status.context = self.link.context()
+
+    @on(GenerationEnded)
+    def _ended(self, message: GenerationEnded) -> None:
+        self.link.ended()
+        self.view.status.state = ""
+        if message.error:
+            self.notify(message.error, title="generation failed", severity="error", timeout=15)
+        self.recorder.save()
+
+    @on(events.Key)
+    def _type_into_prompt(self, event: events.Key) -> None:
+        """A printable key outside a text field (and bound to nothing) starts a message, as in chat apps."""
+        prompt = self.view.prompt
+        if (not event.is_printable or event.character is None or prompt.disabled
+                or isinstance(self.focused, (Input, TextArea)) or event.key in self.active_bindings):
+            return
+        prompt.focus()
+        prompt.insert_text_at_cursor(event.character)
+        event.stop()
+
+    def close(self) -> Path | None:
+        """Quitting: end the reply after its current token, and the recording; returns the session file."""
+        self.link.stop()
+        return self.recorder.close()
+
+    # -- steering -------------------------------------------------------------------------------------
+
+    @on(SteeringPanel.Changed)
+    def _steer(self, message: SteeringPanel.Changed) -> None:
+        self.steering.slider_moved(message.emotion, message.value)
+
+    def toggle_pin(self, emotion: str) -> None:
+        super().toggle_pin(emotion)
+        self.steering.record_pins()
+
+    def action_reset_steering(self) -> None:
+        self.steering.reset()
+
+    def action_save_preset(self) -> None:
+        self.app.push_screen(PathScreen("Save the sliders as a preset", DEFAULT_PRESET), self.steering.save_preset)
+
+    def action_load_preset(self) -> None:
+        self.app.push_screen(PathScreen("Load a preset", DEFAULT_PRESET), self.steering.load_preset)
+
+    # -- commands -------------------------------------------------------------------------------------
+
+    def action_stop(self) -> None:
+        if self.link.stop():
+            self.recorder.record_note("stop")
+
+    def action_new_chat(self) -> None:
+        if not self.link.idle:
+            return
+        self.link.new_chat()
+        self.view.clear()
+        self.recorder.record_note("new_chat")
+        self.view.status.context = self.link.context()
+
+    def action_regenerate(self) -> None:
+        if not self.link.idle:
+            return
+        if not self.link.has_reply:
+            self.notify("there is no reply to regenerate yet")
+            return
+        self.view.drop_last_reply()
+        self.recorder.record_note("regenerate")
+        self._generating()
+        self.link.regenerate()
+
+    def action_edit_sampling(self) -> None:
+        if not self.link.ready:
+            return
+
+        def apply(sampling) -> None:
+            if sampling is not None:
+                self.link.set_sampling(sampling)
+                self.recorder.record_note("sampling", **sampling.__dict__)
+                self.notify(f"temperature {sampling.temperature:g}, top-p {sampling.top_p:g}, "
+                            f"max tokens {sampling.max_tokens}, seed {sampling.seed}", title="sampling")
+
+        self.app.push_screen(SamplingScreen(self.link.sampling), apply)
+
+    def action_save_session(self) -> None:
+        if not self.recorder.path:
+            self.notify("recording is off (--no-record)", severity="warning")
+            return
+        path = self.recorder.save()
+        self.notify(f"saved {path}" if path else "nothing to save yet: the session starts with the first message")
+
+    def help_sections(self) -> list[tuple[str, list[KeyRow]]]:
+        slider = key_rows(BindingsMap(FloatSlider.BINDINGS), self.app.keymap)
+        return [*super().help_sections(), ("On a slider (drag it with the mouse, too)", slider)]
+
+    def palette_commands(self) -> Iterator[SystemCommand]:
+        yield from super().palette_commands()
+        yield SystemCommand("Save preset", "Write the sliders to a JSON file", self.action_save_preset)
+        yield SystemCommand("Load preset", "Set the sliders from a JSON file", self.action_load_preset)

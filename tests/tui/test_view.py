@@ -1,0 +1,69 @@
+"""The console view on its own: events in, turns, readouts and alerts out; smoothed or raw."""
+
+import numpy as np
+
+from emolab.tui.turns import TurnLog
+from emolab.tui.view import ConsoleView
+from tests.tui.harness import Host, a_turn, token
+
+
+def emotions_of(pack):
+    return pack.emotions  # happy, sad, afraid, calm, desperate, at ease
+
+
+def readout(pack, **values):
+    row = np.zeros(len(pack.emotions), dtype=np.float32)
+    for name, value in values.items():
+        row[pack.emotion_index[name.replace("_", " ")]] = value
+    return row
+
+
+def test_a_turn_log_builds_turns_marks_steering_changes_and_times_the_reply():
+    log = TurnLog()
+    first = log.apply(a_turn([[1.0], [2.0]]))
+    assert [turn.role for turn in log.turns] == ["prompt", "reply"]
+    assert [t.index for t in first.fresh] == [1, 2]  # the sink at position 0 has no readout worth showing
+    assert first.speed == 12.5 and log.last_token.index == 2
+    log.end_turn()
+    steered = log.apply([token(3, [0.5], steering={"calm": 0.3}, version=1), token(4, [0.5], steering={"calm": 0.3},
+                                                                                    version=1)])
+    reply = log.turns[-1]
+    assert reply.role == "reply" and len(log.turns) == 3 and steered.changed == [reply]
+    assert [t.marker for t in reply.tokens] == ["calm +0.30", None]  # marked once, where it took effect
+    log.drop_last_reply()
+    assert [turn.role for turn in log.turns] == ["prompt", "reply"]
+
+
+async def test_the_view_shows_raw_or_smoothed_readouts_but_alerts_on_smoothed_only(tiny_pack):
+    view = ConsoleView(tiny_pack, thresholds={"afraid": 3.0})
+    app = Host(view)
+    raw = [readout(tiny_pack, afraid=5.0), readout(tiny_pack, afraid=1.0), readout(tiny_pack, afraid=0.5)]
+    smooth = [readout(tiny_pack, afraid=1.0), readout(tiny_pack, afraid=3.5), readout(tiny_pack, afraid=2.0)]
+    async with app.run_test(size=(120, 40)) as pilot:
+        alerts = view.show(a_turn(raw, smooth))
+        await pilot.pause()
+        assert [(a.emotion, a.token_index) for a in alerts] == [("afraid", 2)]  # raw 5.0 at token 1 is no alert
+        assert "afraid" in str(view.query_one("#alerts").render())
+        assert view.status.readouts.startswith("smoothed")
+        strip = view.side.strip
+        np.testing.assert_array_equal(np.stack(strip.history), np.stack(smooth))
+        assert dict(view.query_one("SignedBars").rows)["afraid"] == 2.0  # the live token, smoothed
+
+        view.smoothed = False  # Ctrl+E
+        await pilot.pause()
+        assert view.status.readouts == "raw readouts" and not view.transcript.smoothed
+        np.testing.assert_array_equal(np.stack(strip.history), np.stack(raw))
+        assert dict(view.query_one("SignedBars").rows)["afraid"] == 0.5
+
+        more = view.show(a_turn([readout(tiny_pack, afraid=9.0)], [readout(tiny_pack, afraid=0.0)], start=10))
+        assert more == []  # raw shown, smoothed still decides
+        view.step_selection(-1)
+        assert view.transcript.selected == 11
+        assert dict(view.query_one("SignedBars").rows)["afraid"] == 9.0
+        view.follow_live()
+        assert view.transcript.selected is None
+
+        view.clear()
+        await pilot.pause()
+        assert not view.turn_log.turns and not view.transcript.widgets and not strip.history
+        assert view.show(a_turn(raw, smooth))  # the alerts are armed again
