@@ -401,7 +401,8 @@ def write_pack(path: str | Path, manifest: dict, layers: dict[int, LayerData],
             probe.weights, probe.mean, probe.std)
     if probes:
         manifest["probes"] = {**manifest.get("probes", {}), "layers": sorted(probes)}
-    tensors = {name: tensor.detach().float().contiguous().cpu() for name, tensor in tensors.items()}
+    # each its own storage: safetensors refuses tensors that share memory (probes may be the steering directions)
+    tensors = {name: tensor.detach().float().cpu().clone().contiguous() for name, tensor in tensors.items()}
     save_file(tensors, str(folder / (VECTORS + ".tmp")), metadata={"format": FORMAT})
     (folder / (MANIFEST + ".tmp")).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (folder / (VECTORS + ".tmp")).replace(folder / VECTORS)

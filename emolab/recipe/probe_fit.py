@@ -51,7 +51,7 @@ def linear_scores(means: torch.Tensor, labels: torch.Tensor, n_emotions: int, me
     if method == "recipe":
         if recipe is None:
             raise ValueError("the recipe method reads the recipe's own directions")
-        return recipe.directions.float(), torch.zeros(n_emotions)
+        return recipe.directions.float().clone(), torch.zeros(n_emotions)  # its own storage: a pack writes both
     if method == "lda":
         from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
