@@ -5,7 +5,8 @@ Both kinds share one small interface, used by the engine:
     with decoder:                                   # hooks installed (if any) for this block
         cache = decoder.new_cache()
         logits, residuals = decoder.forward(ids, cache, additions)   # additions: layer → vector
-        decoder.crop(cache, keep)                   # drop all but the first `keep` cached tokens
+        decoder.crop(cache, keep)                   # drop all but the first `keep` cached tokens;
+                                                    # False: this cache cannot, build a new one
 
 - `LeanLlamaDecoder` (lean_llama.py): a flat forward pass for Llama-style models, the fast path.
 - `TransformersDecoder`: the model's own forward with forward hooks; runs any causal LM.
@@ -44,10 +45,17 @@ class TransformersDecoder:
 
         return DynamicCache(config=self.model.config)
 
-    def crop(self, cache, keep: int) -> None:
+    def crop(self, cache, keep: int) -> bool:
+        """False when a sliding-window layer (Gemma 2 and 3, Mistral v0.1) has filled its window: it
+        has dropped the keys that cropping would need, and transformers' `crop` raises."""
         length = cache.get_seq_length()
-        if keep < length:
-            cache.crop(keep - length)  # a negative count removes that many
+        if keep >= length:
+            return True
+        if any(getattr(layer, "is_sliding", False) and layer.get_seq_length() >= layer.sliding_window
+               for layer in getattr(cache, "layers", ())):
+            return False
+        cache.crop(keep - length)  # a negative count removes that many
+        return True
 
     def forward(self, ids: list[int], cache, additions: dict[int, torch.Tensor]):
         self._hooks.additions = additions

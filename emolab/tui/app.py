@@ -21,6 +21,7 @@ from textual.command import CommandPalette
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Input, Static
 
+from emolab.core.conversation import PLAIN_TRANSCRIPT_NOTE
 from emolab.core.errors import EmolabError
 from emolab.core.events import Token, TurnFinished, TurnStarted, Truncated
 from emolab.core.pack import VectorPack
@@ -174,7 +175,8 @@ class EmolabApp(App):
                 self.notify(f"cannot record the session: {error}", severity="error", timeout=30)
         self.status.session = f"recording {self.recorder.path}" if self.recorder.path else "not recording"
         loaded = self.engine.loaded
-        self.status.model = f"{loaded.reference} · {loaded.device.type} · {str(loaded.dtype).removeprefix('torch.')}"
+        self.status.model = f"{loaded.reference} · {loaded.device.type} · {str(loaded.dtype).removeprefix('torch.')}" + (
+            f" · {PLAIN_TRANSCRIPT_NOTE}" if loaded.prompt_format == "plain" else "")
         self._update_context()
         prompt = self.query_one("#prompt", Input)
         prompt.disabled = False
