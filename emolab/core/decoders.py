@@ -14,6 +14,8 @@ Both kinds share one small interface, used by the engine:
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 from emolab.core.hooks import ResidualHooks
@@ -32,6 +34,9 @@ class TransformersDecoder:
         self.model = loaded.model
         self.input_device = loaded.input_device
         self._hooks = ResidualHooks(loaded.blocks, probe_layer=probe_layer, steer_layers=steer_layers)
+        # transformers 5.x renamed `past_key_values` to `cache` (and warns on the old name)
+        parameters = inspect.signature(self.model.forward).parameters
+        self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
 
     def __enter__(self) -> "TransformersDecoder":
         self._hooks.__enter__()
@@ -61,7 +66,7 @@ class TransformersDecoder:
         self._hooks.additions = additions
         self._hooks.captured = None
         input_ids = torch.tensor([ids], device=self.input_device)
-        output = self.model(input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        output = self.model(input_ids=input_ids, use_cache=True, logits_to_keep=1, **{self._cache_argument: cache})
         captured = self._hooks.captured
         return output.logits[0, -1], (captured[0] if captured is not None else None)
 
