@@ -39,6 +39,7 @@ from emolab.core.llama_weights import LlamaWeights, direct_load_unsupported_reas
 
 # Called with (stage, done, total) while a GGUF is converted; total is None while unknown.
 ProgressCallback = Callable[[str, int, "int | None"], None]
+MB = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ class BundledModel:
                             out.write(block)
                             digest.update(block)
                             done += len(block)
-                            report("joining the model file", done, total)
+                            report("joining the model file, MB", -(-done // MB), -(-total // MB))
             if digest.hexdigest() != self.published_sha256():
                 raise ModelNotFoundError(f"bundled model {self.reference}: the joined {self.filename} does not match "
                                          f"its published sha256; reinstall with: {self.install}")
