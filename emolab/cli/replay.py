@@ -18,7 +18,9 @@ from emolab.core.errors import EmolabError
 @click.option("--strict", is_flag=True, help="With --verify: a model or pack that differs from the recording is an error.")
 @click.option("--vectors", default=None, metavar="PACK", help="The pack (default: the recorded path).")
 @click.option("--model", default=None, help="With --verify: the model (default: the recorded one).")
-def replay(session_path, headless, top_k, all_tokens, verify, strict, vectors, model):
+@click.option("--device", default=None, help="With --verify: where to run (default: the recorded device, since "
+              "another device computes other numbers).")
+def replay(session_path, headless, top_k, all_tokens, verify, strict, vectors, model, device):
     """Play a recorded session back (recovering it first if the recording was cut off)."""
     from emolab.core.session import load_session
 
@@ -26,7 +28,7 @@ def replay(session_path, headless, top_k, all_tokens, verify, strict, vectors, m
     if recovered:
         click.echo(f"recovered {recovered} journal entries from an interrupted recording", err=True)
     if verify:
-        _verify(data, vectors=vectors, model=model, strict=strict)
+        _verify(data, vectors=vectors, model=model, strict=strict, device=device)
         return
     if not headless:
         _interactive(data, vectors)
@@ -71,7 +73,7 @@ def print_transcript(data, *, top_k: int, all_tokens: bool) -> None:
             click.echo(f"  {name:<16} {value:+.2f}")
 
 
-def _verify(data, *, vectors, model, strict) -> None:
+def _verify(data, *, vectors, model, strict, device) -> None:
     from emolab.cli.progress import conversion_progress
     from emolab.core.engine import Engine
     from emolab.core.models import load_model
@@ -80,7 +82,8 @@ def _verify(data, *, vectors, model, strict) -> None:
     pack = _session_pack(data, vectors)
     meta = data.meta
     with conversion_progress() as progress:
-        loaded = load_model(model or meta["model"]["id"], dtype=meta["dtype"], progress=progress)
+        loaded = load_model(model or meta["model"]["id"], device=_verify_device(meta, device), dtype=meta["dtype"],
+                            progress=progress)
     engine = Engine(loaded, pack)
     warnings = hash_warnings(data, engine)
     for warning in warnings:
@@ -95,6 +98,21 @@ def _verify(data, *, vectors, model, strict) -> None:
         return
     click.echo(click.style(f"diverged    {result.divergence}", fg="red"))
     raise SystemExit(1)
+
+
+def _verify_device(meta, device: str | None) -> str:
+    """--device, else the recorded device: another device computes other numbers, so a CPU session
+    verified on a GPU would report a false divergence."""
+    if device is not None:
+        return device
+    from emolab.core.devices import pick_device
+
+    try:
+        pick_device(meta["device"])
+    except EmolabError:
+        raise EmolabError(f"the session was recorded on {meta['device']}, which this machine does not have; "
+                          "pass --device to verify elsewhere (the numbers may then differ)") from None
+    return meta["device"]
 
 
 def _interactive(data, vectors) -> None:

@@ -66,7 +66,7 @@ def run(vectors, model, device, dtype, trust_remote_code, prompt, system, steer,
     if as_json:
         start = {"type": "start", "model": loaded.reference, "weights": loaded.weights_id,
                  "device": loaded.device.type, "dtype": str(loaded.dtype).removeprefix("torch."),
-                 "decoder": engine.decoder.name, "matmul": engine.decoder.matmul,
+                 "decoder": engine.decoder.name, "matmul": engine.decoder.matmul, "prompt_format": loaded.prompt_format,
                  "pack": pack.name if pack else None, "emotions": emotions or [],
                  "steering": engine.steering.snapshot().as_dict() if engine.steering else {},
                  "sampling": {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens, "seed": seed}}

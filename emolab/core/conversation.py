@@ -33,14 +33,38 @@ class Conversation:
         self.window_start = 0
 
 
+PLAIN_TRANSCRIPT_NOTE = "no chat template: plain transcript"  # what the console and `run` say for a base model
+
+
+def prompt_format(tokenizer) -> str:
+    """"chat" when the model has a chat template, else "plain": a base model, given a plain transcript."""
+    return "chat" if getattr(tokenizer, "chat_template", None) else "plain"
+
+
+def prompt_text(tokenizer, messages: list[dict[str, str]]) -> str:
+    """`messages` plus the assistant's turn header, via the model's chat template, or for a base
+    model a plain transcript ("User: …" lines, then "Assistant:" for the model to continue)."""
+    if prompt_format(tokenizer) == "chat":
+        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    text = "".join(f"{FALLBACK_TEMPLATE_ROLES.get(m['role'], m['role'])}: {m['content']}\n" for m in messages)
+    return text + f"{FALLBACK_TEMPLATE_ROLES['assistant']}:"
+
+
+def prompt_ids(tokenizer, text: str) -> list[int]:
+    """A chat template writes its own special tokens; a plain transcript gets the tokenizer's (a BOS)."""
+    return list(tokenizer(text, add_special_tokens=prompt_format(tokenizer) == "plain")["input_ids"])
+
+
+def end_of_plain_reply(text: str) -> str:
+    """A base model's reply up to where it starts writing the next turn of the transcript itself."""
+    for role in FALLBACK_TEMPLATE_ROLES.values():
+        text = text.split(f"\n{role}:")[0]
+    return text
+
+
 def render_prompt(tokenizer, messages: list[dict[str, str]]) -> list[int]:
-    """Token ids of `messages` plus the assistant's turn header, via the model's chat template."""
-    if getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    else:  # a base model without a template: a plain transcript
-        text = "".join(f"{FALLBACK_TEMPLATE_ROLES.get(m['role'], m['role'])}: {m['content']}\n" for m in messages)
-        text += "Assistant:"
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    """Token ids of `messages` plus the assistant's turn header (see `prompt_text`)."""
+    return prompt_ids(tokenizer, prompt_text(tokenizer, messages))
 
 
 def fit_to_context(conversation: Conversation, tokenizer, budget: int) -> tuple[list[int], int]:

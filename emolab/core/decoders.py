@@ -6,13 +6,16 @@ Both kinds share one small interface, used by the engine:
         cache = decoder.new_cache()
         logits, residuals = decoder.forward(ids, cache, additions)   # additions: layer → vector
         logits, _ = decoder.forward(ids, cache, {}, logits_for=k)   # [k, vocab]: after each of the last k
-        decoder.crop(cache, keep)                   # drop all but the first `keep` cached tokens
+        decoder.crop(cache, keep)                   # drop all but the first `keep` cached tokens;
+                                                    # False: this cache cannot, build a new one
 
 - `LeanLlamaDecoder` (lean_llama.py): a flat forward pass for Llama-style models, the fast path.
 - `TransformersDecoder`: the model's own forward with forward hooks; runs any causal LM.
 """
 
 from __future__ import annotations
+
+import inspect
 
 import torch
 
@@ -32,6 +35,9 @@ class TransformersDecoder:
         self.model = loaded.model
         self.input_device = loaded.input_device
         self._hooks = ResidualHooks(loaded.blocks, probe_layer=probe_layer, steer_layers=steer_layers)
+        # transformers 5.x renamed `past_key_values` to `cache` (and warns on the old name)
+        parameters = inspect.signature(self.model.forward).parameters
+        self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
 
     def __enter__(self) -> "TransformersDecoder":
         self._hooks.__enter__()
@@ -45,17 +51,24 @@ class TransformersDecoder:
 
         return DynamicCache(config=self.model.config)
 
-    def crop(self, cache, keep: int) -> None:
+    def crop(self, cache, keep: int) -> bool:
+        """False when a sliding-window layer (Gemma 2 and 3, Mistral v0.1) has filled its window: it
+        has dropped the keys that cropping would need, and transformers' `crop` raises."""
         length = cache.get_seq_length()
-        if keep < length:
-            cache.crop(keep - length)  # a negative count removes that many
+        if keep >= length:
+            return True
+        if any(getattr(layer, "is_sliding", False) and layer.get_seq_length() >= layer.sliding_window
+               for layer in getattr(cache, "layers", ())):
+            return False
+        cache.crop(keep - length)  # a negative count removes that many
+        return True
 
     def forward(self, ids: list[int], cache, additions: dict[int, torch.Tensor], *, logits_for: int | None = None):
         self._hooks.additions = additions
         self._hooks.captured = None
         input_ids = torch.tensor([ids], device=self.input_device)
-        output = self.model(input_ids=input_ids, past_key_values=cache, use_cache=True,
-                            logits_to_keep=logits_for or 1)
+        output = self.model(input_ids=input_ids, use_cache=True, logits_to_keep=logits_for or 1,
+                            **{self._cache_argument: cache})
         captured = self._hooks.captured
         logits = output.logits[0, -1] if logits_for is None else output.logits[0]
         return logits, (captured[0] if captured is not None else None)

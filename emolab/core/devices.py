@@ -34,6 +34,10 @@ def pick_device(requested: str = "auto") -> torch.device:
         raise EmolabError(f"unknown device {requested!r}: use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise EmolabError(f"--device {requested}: CUDA is not available on this machine")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise EmolabError(f"--device {requested}: this machine has {count} CUDA device{'s' if count != 1 else ''} "
+                          f"(cuda:0 to cuda:{count - 1})")
     if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise EmolabError(f"--device {requested}: MPS is not available on this machine")
     return device
@@ -47,15 +51,32 @@ def cpu_has_native_bf16() -> bool:
     return hardware and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+def cuda_has_native_bf16(device: torch.device) -> bool:
+    """Compute capability 8.0 (Ampere) or newer on `cuda:N`, or on every visible GPU for plain `cuda`
+    (which may spread the model over them). `torch.cuda.is_bf16_supported()` is no guide: it counts
+    emulation (True on a T4 or a V100) and asks about the current GPU only."""
+    indices = [device.index] if device.index is not None else range(torch.cuda.device_count())
+    return all(torch.cuda.get_device_capability(index)[0] >= 8 for index in indices)
+
+
+def mps_has_bf16() -> bool:
+    """MPS runs bf16 from macOS 14 on."""
+    try:
+        return bool(torch.backends.mps.is_macos_or_newer(14, 0))
+    except (AttributeError, RuntimeError):  # an older torch, or no MPS backend
+        return False
+
+
 def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
-    """`auto` is bf16 on GPUs that support it, fp16 on other GPUs, and on the CPU bf16 where the
+    """`auto` is bf16 on GPUs that do it in hardware, fp16 on older GPUs; on MPS bf16 where macOS
+    supports it, else fp32 (fp16 overflows in Gemma and some Qwen models); on the CPU bf16 where the
     CPU does bf16 in hardware (decoding twice as fast as fp32; probe readouts agree at r > 0.9999,
     see BENCHMARKS.md), else fp32."""
     if requested == "auto":
         if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return torch.bfloat16 if cuda_has_native_bf16(device) else torch.float16
         if device.type == "mps":
-            return torch.float16
+            return torch.bfloat16 if mps_has_bf16() else torch.float32
         return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
     try:
         return DTYPES[requested]

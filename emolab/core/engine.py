@@ -140,11 +140,13 @@ class Engine:
             if dropped:
                 yield Truncated(dropped, len(ids), self.loaded.context_window, self.elapsed())
 
-            reused = self._reuse_cache(ids)
+            reused, refed = self._reuse_cache(ids)
             self.smoother.reset()
-            yield TurnStarted(len(ids), reused, self.loaded.context_window, self.elapsed())
+            yield TurnStarted(len(ids), reused - refed, self.loaded.context_window, self.elapsed())
             snapshot = self._snapshot(fed=len(ids) - reused)
-            logits, readouts = self._forward(ids[reused:], snapshot)
+            logits, readouts = self._forward(ids[reused - refed:], snapshot)
+            if refed and readouts is not None:
+                readouts = readouts[refed:]  # the prefix fed again was read before
             yield from self._token_events(ids[reused:], reused, readouts, snapshot, "prompt")
 
             reply = IncrementalDecoder(self.loaded.tokenizer)
@@ -224,19 +226,25 @@ class Engine:
                 self.steering.update(planned, replace=True)
         return self.steering.snapshot()
 
-    def _reuse_cache(self, ids: list[int]) -> int:
-        """Keep the cached prefix that the new prompt shares; at least one token must be new."""
+    def _reuse_cache(self, ids: list[int]) -> tuple[int, int]:
+        """Keep the cached prefix that the new prompt shares; at least one token must be new.
+
+        Returns the length of that prefix, and how much of it must be fed again: a cache that cannot
+        drop tokens (a sliding window that is full) is rebuilt from the start instead.
+        """
         shared = 0
         limit = min(len(self._cached_ids), len(ids) - 1)
         while shared < limit and self._cached_ids[shared] == ids[shared]:
             shared += 1
+        refed = 0
         if self._cache is None or shared == 0:
             self._cache = self.decoder.new_cache()
             shared = 0
-        else:
-            self.decoder.crop(self._cache, shared)
-        self._cached_ids = self._cached_ids[:shared]
-        return shared
+        elif not self.decoder.crop(self._cache, shared):
+            self._cache = self.decoder.new_cache()
+            refed = shared
+        self._cached_ids = self._cached_ids[:shared - refed]
+        return shared, refed
 
     def _forward(self, ids: list[int], snapshot: SteeringSnapshot):
         """Feed `ids` through the model; return the next-token logits and the probe readouts."""

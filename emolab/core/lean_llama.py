@@ -209,8 +209,9 @@ class LeanLlamaDecoder:
         return LeanKVCache(len(self._layers), self.kv_heads, self.head_dim, limit=self.context_window,
                            dtype=self.dtype, device=self.device)
 
-    def crop(self, cache: LeanKVCache, keep: int) -> None:
+    def crop(self, cache: LeanKVCache, keep: int) -> bool:
         cache.crop(keep)
+        return True
 
     def forward(self, ids: list[int], cache: LeanKVCache, additions: dict[int, torch.Tensor], *,
                 logits_for: int | None = None):

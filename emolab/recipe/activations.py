@@ -24,9 +24,11 @@ def block_outputs(loaded: LoadedModel, texts: Sequence[str], layers: Sequence[in
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         input_ids = torch.tensor([ids + [pad] * (longest - len(ids)) for ids in encoded], device=loaded.input_device)
         mask = torch.tensor([[1] * len(ids) + [0] * (longest - len(ids)) for ids in encoded], device=loaded.input_device)
-        hidden = loaded.model.model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True,
-                                    use_cache=False).hidden_states
-        stacked = torch.stack([hidden[layer + 1] for layer in layers], dim=1).float().cpu()  # [B, L, T, H]
+        # base_model: `model` for Llama, Qwen and Gemma, `transformer` for GPT-2, Falcon and Bloom, `gpt_neox`…
+        hidden = loaded.model.base_model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True,
+                                         use_cache=False).hidden_states
+        # each layer to the CPU first: under a device_map, layers live on different GPUs
+        stacked = torch.stack([hidden[layer + 1].cpu().float() for layer in layers], dim=1)  # [B, L, T, H]
         for row, ids in enumerate(encoded):
             yield stacked[row, :, : len(ids)]
 

@@ -25,7 +25,8 @@ from emolab.recipe.activations import mean_activations, token_activations
 from emolab.recipe.alerts import (Calibration, calibrate, neutral_stream, split_calibration, token_readouts,
                                   write_calibration)
 from emolab.recipe.assemble import build_pack, directions_for_layer
-from emolab.recipe.corpus import CorpusPlan, CorpusTexts, build_corpus, package_lines, read_corpus
+from emolab.recipe.corpus import (CorpusPlan, CorpusTexts, build_corpus, package_lines, read_corpus,
+                                  story_prompt_format)
 from emolab.recipe.probe_fit import HUB_LIMIT, CandidateScore, choose, fit_probe, score_candidates
 from emolab.recipe.written import SHIPPED, read_written
 from emolab.recipe.metrics import Accuracy, rank_accuracy
@@ -228,7 +229,8 @@ def source_texts(loaded: LoadedModel, settings: BuildSettings, out: Path,
     path = corpus_path(out)
     build_corpus(loaded, plan, path, batch_size=settings.batch_size,
                  progress=lambda done, total: progress("writing stories", done, total))
-    return read_corpus(path, plan), {"plan": asdict(plan)}, time.perf_counter() - started
+    source = {"plan": asdict(plan), "prompt_format": story_prompt_format(loaded)}
+    return read_corpus(path, plan), source, time.perf_counter() - started
 
 
 def build(loaded: LoadedModel, settings: BuildSettings, out: Path, progress: Progress) -> tuple[VectorPack, dict]:

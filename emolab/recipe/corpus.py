@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from emolab.core.conversation import end_of_plain_reply, prompt_format, prompt_text
 from emolab.core.errors import EmolabError
 from emolab.core.models import LoadedModel
 
@@ -180,18 +181,26 @@ class CorpusFile:
             os.fsync(handle.fileno())
 
 
+def story_prompt_format(loaded: LoadedModel) -> str:
+    """How the story prompts reach the model: "chat" (its chat template) or "plain" (a base model
+    without one reads them as a plain "User: … Assistant:" transcript). A pack records it."""
+    return prompt_format(loaded.tokenizer)
+
+
 @torch.inference_mode()
 def generate_replies(loaded: LoadedModel, prompts: Sequence[str], plan: CorpusPlan, seed: int) -> list[str]:
-    """One sampled reply per prompt, generated as one left-padded batch through the chat template."""
+    """One sampled reply per prompt, generated as one left-padded batch through the chat template
+    (or, for a base model, the plain transcript the chat uses too)."""
     tokenizer = loaded.tokenizer
-    texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True,
-                                           tokenize=False) for p in prompts]
+    plain = story_prompt_format(loaded) == "plain"
+    texts = [prompt_text(tokenizer, [{"role": "user", "content": p}]) for p in prompts]
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     try:
-        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(loaded.input_device)
+        batch = tokenizer(texts, return_tensors="pt", padding=True,
+                          add_special_tokens=plain).to(loaded.input_device)  # a template writes its own
     finally:
         tokenizer.padding_side = side
     torch.manual_seed(seed)
@@ -200,7 +209,8 @@ def generate_replies(loaded: LoadedModel, prompts: Sequence[str], plan: CorpusPl
         max_new_tokens=plan.max_new_tokens, pad_token_id=tokenizer.pad_token_id,
     )
     new = output[:, batch["input_ids"].shape[1]:]
-    return [tokenizer.decode(row, skip_special_tokens=True).strip() for row in new]
+    replies = [tokenizer.decode(row, skip_special_tokens=True) for row in new]
+    return [(end_of_plain_reply(reply) if plain else reply).strip() for reply in replies]
 
 
 def build_corpus(loaded: LoadedModel, plan: CorpusPlan, path: Path, *, batch_size: int = 16,

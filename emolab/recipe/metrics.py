@@ -120,11 +120,18 @@ def nearest_neighbours(directions: torch.Tensor, emotions: Sequence[str], name: 
     return [(emotions[int(i)], float(v)) for v, i in zip(top.values, top.indices)]
 
 
-def logit_lens(direction: torch.Tensor, unembedding: torch.Tensor, norm_weight: torch.Tensor | None,
+def logit_lens(direction: torch.Tensor, unembedding: torch.Tensor, norm: torch.nn.Module | None,
                tokenizer, k: int = 10) -> tuple[list[str], list[str]]:
-    """The tokens a direction most promotes and suppresses through the final norm's scale and the unembedding."""
-    scaled = direction * norm_weight if norm_weight is not None else direction
-    logits = unembedding.float() @ scaled.float()
+    """The tokens a direction most promotes and suppresses through the model's final norm and the unembedding.
+
+    The norm is the model's own module, so Gemma's `1 + w` scale and a LayerNorm's centring apply as
+    they do in the model; its value at zero (a LayerNorm's bias) is taken away, leaving the direction's part.
+    """
+    direction = direction.float()
+    if norm is not None:
+        with torch.no_grad():
+            direction = norm(direction[None])[0] - norm(torch.zeros_like(direction)[None])[0]
+    logits = unembedding.float() @ direction
     top = [tokenizer.decode([int(i)]) for i in logits.topk(k).indices]
     bottom = [tokenizer.decode([int(i)]) for i in (-logits).topk(k).indices]
     return top, bottom

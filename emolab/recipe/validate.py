@@ -57,12 +57,17 @@ def geometry_for(directions: torch.Tensor, emotions: Sequence[str], norms: Norms
 
 
 def _logit_lens_table(pack: VectorPack, loaded: LoadedModel, layer: int) -> dict[str, dict[str, list[str]]]:
-    unembedding = loaded.model.get_output_embeddings().weight.detach().float().cpu()
-    norm = getattr(getattr(loaded.model, "model", None), "norm", None)
-    scale = norm.weight.detach().float().cpu() if norm is not None and hasattr(norm, "weight") else None
+    import copy
+
+    from emolab.core.models import final_norm
+
+    # to the CPU before the fp32 copy: an 8B model's unembedding is 2 GB in fp32
+    unembedding = loaded.model.get_output_embeddings().weight.detach().cpu().float()
+    norm = final_norm(loaded.model)
+    norm = copy.deepcopy(norm).cpu().float() if norm is not None else None
     table = {}
     for index, emotion in enumerate(pack.emotions):
-        top, bottom = logit_lens(pack.layers[layer].directions[index], unembedding, scale, loaded.tokenizer)
+        top, bottom = logit_lens(pack.layers[layer].directions[index], unembedding, norm, loaded.tokenizer)
         table[emotion] = {"top": top, "bottom": bottom}
     return table
 
@@ -72,7 +77,7 @@ def steering_dose_response(pack: VectorPack, loaded: LoadedModel, lens: dict, st
                            max_tokens: int = 40, progress=None) -> list[dict]:
     """For each emotion and strength: its probe on the reply, and the log-probability mass on its lens words."""
     rows = []
-    vectors = SteeringVectors(pack, device_of={layer: loaded.input_device for layer in pack.steer_layers},
+    vectors = SteeringVectors(pack, device_of={layer: loaded.layer_device(layer) for layer in pack.steer_layers},
                               dtype=loaded.dtype)
     chosen = [e for e in STEERING_EMOTIONS if e in pack.emotion_index]
     for emotion in chosen:

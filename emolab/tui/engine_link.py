@@ -14,6 +14,7 @@ from functools import partial
 
 from textual.dom import DOMNode
 
+from emolab.core.conversation import PLAIN_TRANSCRIPT_NOTE
 from emolab.core.events import Event
 from emolab.core.sampling import Sampling
 from emolab.tui.worker import load_engine, stream_generation
@@ -106,7 +107,8 @@ class EngineLink:
 
     def describe(self) -> str:
         loaded = self.engine.loaded
-        return f"{loaded.reference} · {loaded.device.type} · {str(loaded.dtype).removeprefix('torch.')}"
+        plain = f" · {PLAIN_TRANSCRIPT_NOTE}" if loaded.prompt_format == "plain" else ""
+        return f"{loaded.reference} · {loaded.device.type} · {str(loaded.dtype).removeprefix('torch.')}{plain}"
 
     def context(self) -> str:
         return f"context {self.engine.context_used}/{self.engine.loaded.context_window}"
