@@ -77,6 +77,8 @@ class Engine:
         self._cache = None
         self._cached_ids: list[int] = []
         self._eos_ids = _eos_ids(model)
+        # After a compare: the conversation as it would go on with lane 1's reply (for `use_history`).
+        self.compared: Conversation | None = None
         # Replays set this: token index → the steering state that must choose that token.
         self.schedule: Callable[[int], Mapping[str, float] | None] | None = None
 
@@ -268,8 +270,10 @@ class Engine:
             with intra_op_threads(self.decode_threads):
                 yield from self._decode_lanes(lanes, sampling, batched=mode == "batched")
             seconds = time.perf_counter() - began
-            first = lanes[0]
+            first, second = lanes
             self._cache, self._cached_ids = first.cache, first.ids
+            self.compared = self.conversation.copy()
+            self.compared.add("assistant", second.text, ReplyTokens(len(ids), tuple(second.reply.ids)))
             self.conversation.add("assistant", first.text, ReplyTokens(len(ids), tuple(first.reply.ids)))
             counts = (len(lanes[0].reply.ids), len(lanes[1].reply.ids))
             yield CompareFinished(first_difference(lanes[0].reply.ids, lanes[1].reply.ids), counts, seconds,
