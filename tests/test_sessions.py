@@ -127,7 +127,7 @@ def test_a_recording_killed_mid_reply_is_recovered_up_to_the_last_token(tmp_path
     data, again = load_session(path)
     assert again == 0 and not journal.exists()
     assert data.token_count >= complete_tokens >= 60
-    assert data.turns[0] == {"role": "user", "text": "go on", "t": data.turns[0]["t"]}
+    assert data.turns[0] == {"id": 0, "parent": None, "role": "user", "text": "go on", "t": data.turns[0]["t"], "seq": 1}
 
 
 @pytest.fixture

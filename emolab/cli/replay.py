@@ -37,6 +37,9 @@ def replay(session_path, headless, top_k, all_tokens, verify, strict, vectors, m
 
 
 def print_transcript(data, *, top_k: int, all_tokens: bool) -> None:
+    """Every turn in recorded order, every branch and both sides of a compare included."""
+    from emolab.core.session.export import reply_labels
+
     meta = data.meta
     click.echo(click.style(f"session  {meta['created']}  model {meta['model']['id']}  pack {meta['pack']['name']}  "
                            f"{meta['device']}/{meta['dtype']}  seed {meta['sampling']['seed']}", dim=True))
@@ -50,7 +53,7 @@ def print_transcript(data, *, top_k: int, all_tokens: bool) -> None:
         if turn["role"] == "user":
             click.echo(click.style(f"\nuser  {turn['text']}", bold=True))
             continue
-        click.echo(click.style(f"\nassistant  ({turn.get('finish', '')})", bold=True))
+        click.echo(click.style(f"\nassistant  ({', '.join(reply_labels(data, turn))})", bold=True))
         for row in data.reply_rows(turn):
             index = columns["index"][row]
             if index in changes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 from emolab.core.errors import ContextOverflowError
@@ -9,14 +10,44 @@ from emolab.core.errors import ContextOverflowError
 FALLBACK_TEMPLATE_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
 
 
+@dataclass(frozen=True)
+class ReplyTokens:
+    """An assistant message's token ids as the model wrote them, and the context position of the first."""
+
+    start: int
+    ids: tuple[int, ...]
+
+
 @dataclass
 class Conversation:
     system: str | None = None
     messages: list[dict[str, str]] = field(default_factory=list)
     window_start: int = 0  # messages before this were truncated away from the context
+    replies: dict[int, ReplyTokens] = field(default_factory=dict)  # message index → its tokens, where known
 
-    def add(self, role: str, content: str) -> None:
+    def add(self, role: str, content: str, reply: ReplyTokens | None = None) -> None:
+        if reply is not None:
+            self.replies[len(self.messages)] = reply
         self.messages.append({"role": role, "content": content})
+
+    def reply_at(self, position: int) -> tuple[int, ReplyTokens] | None:
+        """The assistant message whose reply holds the token at this context position (the latest, if
+        truncation made two overlap), with its tokens."""
+        for index in sorted(self.replies, reverse=True):
+            reply = self.replies[index]
+            if reply.start <= position < reply.start + len(reply.ids):
+                return index, reply
+        return None
+
+    def keep(self, count: int) -> None:
+        """Keep only the first `count` messages (a branch continues from an earlier one)."""
+        del self.messages[count:]
+        self.replies = {index: reply for index, reply in self.replies.items() if index < count}
+        self.window_start = min(self.window_start, max(0, count - 1))
+
+    def copy(self) -> "Conversation":
+        """A snapshot that later turns do not change: a branch of the chat to go back to."""
+        return copy.deepcopy(self)
 
     def visible(self) -> list[dict[str, str]]:
         head = [{"role": "system", "content": self.system}] if self.system else []
@@ -24,12 +55,14 @@ class Conversation:
 
     def drop_last_reply(self) -> bool:
         if self.messages and self.messages[-1]["role"] == "assistant":
+            self.replies.pop(len(self.messages) - 1, None)
             self.messages.pop()
             return True
         return False
 
     def reset(self) -> None:
         self.messages.clear()
+        self.replies.clear()
         self.window_start = 0
 
 

@@ -8,6 +8,10 @@ Both kinds share one small interface, used by the engine:
         logits, _ = decoder.forward(ids, cache, {}, logits_for=k)   # [k, vocab]: after each of the last k
         decoder.crop(cache, keep)                   # drop all but the first `keep` cached tokens;
                                                     # False: this cache cannot, build a new one
+        other = decoder.copy_cache(cache)           # an independent copy (a compare's second lane)
+
+The lean decoder also runs lanes in one batch (`batched_lanes`): `stack_caches`, `forward_lanes`,
+`lane_cache`.
 
 - `LeanLlamaDecoder` (lean_llama.py): a flat forward pass for Llama-style models, the fast path.
 - `TransformersDecoder`: the model's own forward with forward hooks; runs any causal LM.
@@ -62,6 +66,13 @@ class TransformersDecoder:
             return False
         cache.crop(keep - length)  # a negative count removes that many
         return True
+
+    batched_lanes = False  # a compare interleaves two caches
+
+    def copy_cache(self, cache):
+        import copy
+
+        return copy.deepcopy(cache)
 
     def forward(self, ids: list[int], cache, additions: dict[int, torch.Tensor], *, logits_for: int | None = None):
         self._hooks.additions = additions

@@ -5,6 +5,8 @@
     for event in engine.chat("hello"):        # TurnStarted, Token..., TurnFinished
         ...
     engine.stop()                             # from any thread: ends the reply after this token
+    engine.branch_at(position)                # the reply again from one of its tokens, the cache kept
+    engine.compare()                          # the last message answered twice: sliders, and none
 
 One engine runs one generation at a time; run it in a worker thread and read its events.
 """
@@ -20,12 +22,23 @@ from types import MappingProxyType
 import numpy as np
 import torch
 
-from emolab.core.conversation import Conversation, fit_to_context
+from emolab.core.compare import COMPARE_MODES, Lane, choose_mode, first_difference
+from emolab.core.conversation import Conversation, ReplyTokens, fit_to_context
 from emolab.core.decoders import open_decoder
 from emolab.core.detokenize import IncrementalDecoder
 from emolab.core.devices import intra_op_threads
 from emolab.core.errors import ContextOverflowError, EmolabError
-from emolab.core.events import Event, Token, TurnFinished, TurnStarted, Truncated
+from emolab.core.events import (
+    BranchStarted,
+    CompareFinished,
+    CompareStarted,
+    Event,
+    LaneEvent,
+    Token,
+    TurnFinished,
+    TurnStarted,
+    Truncated,
+)
 from emolab.core.models import LoadedModel
 from emolab.core.pack import VectorPack
 from emolab.core.probes import Probe
@@ -64,6 +77,8 @@ class Engine:
         self._cache = None
         self._cached_ids: list[int] = []
         self._eos_ids = _eos_ids(model)
+        # After a compare: the conversation as it would go on with lane 1's reply (for `use_history`).
+        self.compared: Conversation | None = None
         # Replays set this: token index → the steering state that must choose that token.
         self.schedule: Callable[[int], Mapping[str, float] | None] | None = None
 
@@ -127,35 +142,89 @@ class Engine:
             raise EmolabError("there is no reply to regenerate")
         return self._reply(sampling)
 
-    def _reply(self, sampling: Sampling | None) -> Iterator[Event]:
+    def branch_at(self, position: int, sampling: Sampling | None = None) -> Iterator[Event]:
+        """Keep a reply up to its token at this context position and write on from there with the
+        steering now. The KV cache is cropped to that token, not computed again (where the reply is
+        the one in the cache). The messages after it leave the conversation: the caller keeps them,
+        as the sibling branch (`conversation.copy()` before, `use_history` to go back)."""
+        if self._busy.locked():
+            raise EmolabError("the engine is already generating; stop it first")
+        found = self.conversation.reply_at(position)
+        if found is None:
+            raise EmolabError(f"position {position} is not a token of a reply in this conversation")
+        message, reply = found
+        self.conversation.keep(message)
+        return self._reply(sampling, kept=list(reply.ids[: position - reply.start + 1]))
+
+    def use_history(self, conversation: Conversation) -> None:
+        """Continue from another branch of the chat (a snapshot taken with `conversation.copy()`);
+        the next prompt reuses whatever prefix the cache shares with it."""
+        with self._busy_guard():
+            self.conversation = conversation.copy()
+
+    def compare(self, other: Mapping[str, float] | None = None, sampling: Sampling | None = None, *,
+                steering: Mapping[str, float] | None = None, mode: str = "auto") -> Iterator[Event]:
+        """Answer the last user message twice, side by side: lane 0 under `steering` (default: the
+        sliders now, held for the whole reply), lane 1 under `other` (default: no steering). Both
+        sample with the seed restarted, so only the steering differs. The conversation goes on with
+        lane 0's reply. mode: "batched", "interleaved" or "auto" (the faster here, measured)."""
+        if self.steering is None:
+            raise EmolabError("a compare needs a vector pack: it compares steering")
+        if mode not in COMPARE_MODES:
+            raise EmolabError(f"unknown compare mode {mode!r}; choose one of {', '.join(COMPARE_MODES)}")
+        if self._busy.locked():
+            raise EmolabError("the engine is already generating; stop it first")
+        mode = choose_mode(mode, self.decoder)
+        if not any(message["role"] == "user" for message in self.conversation.messages):
+            raise EmolabError("there is no message to answer twice yet")
+        states = (self.steering.snapshot() if steering is None else self.steering.numbered(steering),
+                  self.steering.numbered(other or {}))
+        self.conversation.drop_last_reply()
+        return self._compare(states, sampling or self.sampling, mode)
+
+    def _prompt(self, sampling: Sampling, kept: int = 0):
+        """Fit the conversation to the context (yielding Truncated); returns the prompt ids."""
+        budget = self.loaded.context_window - min(sampling.max_tokens, self.loaded.context_window // 2) - kept
+        try:
+            ids, dropped = fit_to_context(self.conversation, self.loaded.tokenizer, budget)
+        except ContextOverflowError:
+            if self.conversation.messages and self.conversation.messages[-1]["role"] == "user":
+                self.conversation.messages.pop()  # the message that cannot fit is not kept
+            raise
+        if dropped:
+            yield Truncated(dropped, len(ids), self.loaded.context_window, self.elapsed())
+        return ids
+
+    def _reply(self, sampling: Sampling | None, kept: list[int] | None = None) -> Iterator[Event]:
+        """Stream a reply to the conversation; `kept`: the reply's first tokens, already written (a branch)."""
         sampling = sampling or self.sampling
+        kept = kept or []
         with self._busy_guard(), torch.inference_mode(), self.decoder:
             self._stop.clear()
-            budget = self.loaded.context_window - min(sampling.max_tokens, self.loaded.context_window // 2)
-            try:
-                ids, dropped = fit_to_context(self.conversation, self.loaded.tokenizer, budget)
-            except ContextOverflowError:
-                self.conversation.messages.pop()  # the message that cannot fit is not kept
-                raise
-            if dropped:
-                yield Truncated(dropped, len(ids), self.loaded.context_window, self.elapsed())
-
+            prompt = yield from self._prompt(sampling, len(kept))
+            ids = prompt + kept
             reused, refed = self._reuse_cache(ids)
             self.smoother.reset()
-            yield TurnStarted(len(ids), reused - refed, self.loaded.context_window, self.elapsed())
+            if kept:
+                yield BranchStarted(len(self.conversation.messages), len(ids) - 1, len(kept), reused - refed,
+                                    self.elapsed())
+            else:
+                yield TurnStarted(len(ids), reused - refed, self.loaded.context_window, self.elapsed())
             snapshot = self._snapshot(fed=len(ids) - reused)
             logits, readouts = self._forward(ids[reused - refed:], snapshot)
             if refed and readouts is not None:
                 readouts = readouts[refed:]  # the prefix fed again was read before
-            yield from self._token_events(ids[reused:], reused, readouts, snapshot, "prompt")
+            if not kept:  # a branch's context was read before: its tokens are the sibling's
+                yield from self._token_events(ids[reused:], reused, readouts, snapshot, "prompt")
 
             reply = IncrementalDecoder(self.loaded.tokenizer)
+            head = "".join(reply.push(token_id) for token_id in kept)
             pieces: list[str] = []
             began = time.perf_counter()
             reason = "max_tokens"
             try:
                 with intra_op_threads(self.decode_threads):
-                    while len(reply.ids) < sampling.max_tokens:
+                    while len(reply.ids) < sampling.max_tokens + len(kept):
                         chosen_under = snapshot
                         token_id = self.sampler.choose(logits, sampling)
                         if token_id in self._eos_ids:
@@ -174,12 +243,104 @@ class Engine:
                         yield self._token_event(token_id, piece, len(self._cached_ids) - 1,
                                                 readouts[0] if readouts is not None else None, chosen_under, "reply")
             finally:
-                text = "".join(pieces)
-                self.conversation.add("assistant", text)
+                text = head + "".join(pieces)
+                self.conversation.add("assistant", text, ReplyTokens(len(prompt), tuple(reply.ids)))
             seconds = time.perf_counter() - began
-            count = len(reply.ids)
+            count = len(pieces)
             yield TurnFinished(reason, text, count, seconds, self.elapsed(),
                                tokens_per_second=count / seconds if seconds > 0 else 0.0)
+
+    def _compare(self, states: tuple[SteeringSnapshot, SteeringSnapshot], sampling: Sampling, mode: str):
+        with self._busy_guard(), torch.inference_mode(), self.decoder:
+            self._stop.clear()
+            ids = yield from self._prompt(sampling)
+            reused, refed = self._reuse_cache(ids)
+            reused -= refed  # a rebuilt sliding-window cache: its prefix is read, and shown, again
+            yield CompareStarted(len(ids), reused, (states[0].strengths, states[1].strengths), mode, self.elapsed())
+            fresh, base = ids[reused:], self.decoder.copy_cache(self._cache)
+            lanes = []
+            for number, state in enumerate(states):
+                lane = Lane(number, self._cache if number == 0 else base, list(ids[:reused]), state,
+                            self._vectors.compute(state.strengths), Sampler(sampling.seed),
+                            Smoother(self.smoother.half_life), IncrementalDecoder(self.loaded.tokenizer))
+                lane.logits, readouts = self._lane_forward(lane, fresh)
+                lanes.append(lane)
+                pieces = IncrementalDecoder(self.loaded.tokenizer)
+                for offset, token_id in enumerate(fresh):
+                    yield LaneEvent(number, self._token_event(token_id, pieces.push(token_id), reused + offset,
+                                                              readouts[offset], state, "prompt", lane.smoother))
+            began = time.perf_counter()
+            self._cache, self._cached_ids = None, []  # until lane 0's is known good
+            with intra_op_threads(self.decode_threads):
+                yield from self._decode_lanes(lanes, sampling, batched=mode == "batched")
+            seconds = time.perf_counter() - began
+            first, second = lanes
+            self._cache, self._cached_ids = first.cache, first.ids
+            self.compared = self.conversation.copy()
+            self.compared.add("assistant", second.text, ReplyTokens(len(ids), tuple(second.reply.ids)))
+            self.conversation.add("assistant", first.text, ReplyTokens(len(ids), tuple(first.reply.ids)))
+            counts = (len(lanes[0].reply.ids), len(lanes[1].reply.ids))
+            yield CompareFinished(first_difference(lanes[0].reply.ids, lanes[1].reply.ids), counts, seconds,
+                                  self.elapsed(), tokens_per_second=sum(counts) / seconds if seconds > 0 else 0.0)
+
+    def _decode_lanes(self, lanes: list[Lane], sampling: Sampling, *, batched: bool) -> Iterator[Event]:
+        """Both lanes token by token: in one batch of two per step while both write (`batched`), else
+        one forward pass each. A lane that ends hands the other its own cache."""
+        stacked = self.decoder.stack_caches([lane.cache for lane in lanes]) if batched else None
+        active = list(lanes)
+        while active:
+            feeding = []
+            for lane in list(active):
+                reason, token_id = self._lane_choice(lane, sampling)
+                if reason is None:
+                    feeding.append((lane, token_id))
+                    continue
+                active.remove(lane)
+                count = len(lane.reply.ids)
+                yield LaneEvent(lane.number, TurnFinished(reason, lane.text, count, 0.0, self.elapsed()))
+            if stacked is not None and len(feeding) < len(lanes):  # one lane ended: no more batches
+                for lane in lanes:
+                    lane.cache = self.decoder.lane_cache(stacked, lane.number)
+                stacked = None
+            if stacked is not None:
+                logits, residuals = self.decoder.forward_lanes([token for _, token in feeding], stacked,
+                                                               [lane.additions for lane, _ in feeding])
+                readouts = self.probe.read(residuals)
+                for row, (lane, token_id) in enumerate(feeding):
+                    lane.ids.append(token_id)
+                    lane.logits = logits[row]
+                    yield self._lane_token(lane, token_id, readouts[row])
+            else:
+                for lane, token_id in feeding:
+                    lane.logits, readouts = self._lane_forward(lane, [token_id])
+                    yield self._lane_token(lane, token_id, readouts[0])
+        if stacked is not None:
+            for lane in lanes:
+                lane.cache = self.decoder.lane_cache(stacked, lane.number)
+
+    def _lane_choice(self, lane: Lane, sampling: Sampling) -> tuple[str | None, int]:
+        """The lane's next token, or why its reply ends (the checks of the chat's decode loop, in order)."""
+        if len(lane.reply.ids) >= sampling.max_tokens:
+            return "max_tokens", -1
+        token_id = lane.sampler.choose(lane.logits, sampling)
+        if token_id in self._eos_ids:
+            return "eos", token_id
+        if self._stop.is_set():
+            return "stopped", token_id
+        if len(lane.ids) >= self.loaded.context_window:
+            return "context_full", token_id
+        return None, token_id
+
+    def _lane_forward(self, lane: Lane, ids: list[int]):
+        logits, residuals = self.decoder.forward(ids, lane.cache, lane.additions)
+        lane.ids.extend(ids)
+        return logits, self.probe.read(residuals)
+
+    def _lane_token(self, lane: Lane, token_id: int, readout: np.ndarray) -> LaneEvent:
+        piece = lane.reply.push(token_id)
+        lane.pieces.append(piece)
+        return LaneEvent(lane.number, self._token_event(token_id, piece, len(lane.ids) - 1, readout, lane.state,
+                                                        "reply", lane.smoother))
 
     def read_text(self, text: str) -> Iterator[Token]:
         """Probe readouts for a plain text (no chat template, no steering, its own cache)."""
@@ -261,11 +422,13 @@ class Engine:
             readout = readouts[offset] if readouts is not None else None
             yield self._token_event(token_id, piece, start + offset, readout, snapshot, source)
 
-    def _token_event(self, token_id, piece, position, readout: np.ndarray | None, snapshot, source) -> Token:
+    def _token_event(self, token_id, piece, position, readout: np.ndarray | None, snapshot, source,
+                     smoother: Smoother | None = None) -> Token:
+        smoother = smoother or self.smoother
         event = Token(
             index=self._next_index, position=position, token_id=int(token_id), text=piece, source=source,
             probe=readout, steering=snapshot.strengths, steering_version=snapshot.version, t=self.elapsed(),
-            smoothed=self.smoother.update(readout) if readout is not None else None,
+            smoothed=smoother.update(readout) if readout is not None else None,
         )
         self._next_index += 1
         return event

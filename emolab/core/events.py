@@ -62,4 +62,51 @@ class TurnFinished:
     tokens_per_second: float = field(default=0.0)
 
 
-Event = TurnStarted | Truncated | Token | TurnFinished
+@dataclass(frozen=True, slots=True)
+class BranchStarted:
+    """A reply continues from one of its own tokens (Engine.branch_at) instead of a new prompt.
+
+    The branch's reply is the first `kept_tokens` tokens of the message it branches (not sent
+    again), then the tokens that follow this event. `message` is that reply's index in the
+    conversation; `reused_tokens` of the context came from the KV cache (all but one, usually).
+    """
+
+    message: int
+    position: int  # the context position of the last kept token
+    kept_tokens: int
+    reused_tokens: int
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class CompareStarted:
+    """The last user message is answered twice, once per lane; `steering` holds each lane's state."""
+
+    prompt_tokens: int
+    reused_tokens: int
+    steering: tuple[Mapping[str, float], Mapping[str, float]]
+    mode: str  # "batched" (one batch of 2 per step) or "interleaved" (two caches, one step each)
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class LaneEvent:
+    """An event of one side of a compare: lane 0 (the sliders) or lane 1 (the other settings)."""
+
+    lane: int
+    event: "Token | TurnFinished"
+
+
+@dataclass(frozen=True, slots=True)
+class CompareFinished:
+    """Both lanes ended. `first_difference`: the reply offset of the first token where they differ
+    (None when both replies are the same)."""
+
+    first_difference: int | None
+    reply_tokens: tuple[int, int]
+    seconds: float
+    t: float
+    tokens_per_second: float = field(default=0.0)  # both lanes' tokens together
+
+
+Event = TurnStarted | Truncated | Token | TurnFinished | BranchStarted | CompareStarted | LaneEvent | CompareFinished

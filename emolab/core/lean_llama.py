@@ -127,17 +127,42 @@ def shared_projection(weights: LlamaWeights, names: tuple[str, ...], *, packed: 
 
 
 class LeanKVCache:
-    """Keys and values for every layer, preallocated and grown in chunks; `length` tokens are valid."""
+    """Keys and values for every layer, preallocated and grown in chunks; `length` tokens are valid.
 
-    def __init__(self, layers: int, kv_heads: int, head_dim: int, *, limit: int, dtype, device):
+    One row per lane (dimension 1): a chat has one, a batched compare two, all at the same length."""
+
+    def __init__(self, layers: int, kv_heads: int, head_dim: int, *, limit: int, dtype, device, lanes: int = 1):
         self.limit = limit
         self.length = 0
-        shape = (layers, 1, kv_heads, 0, head_dim)
+        shape = (layers, lanes, kv_heads, 0, head_dim)
         self.keys = torch.empty(shape, dtype=dtype, device=device)
         self.values = torch.empty(shape, dtype=dtype, device=device)
 
     def crop(self, keep: int) -> None:
         self.length = min(self.length, keep)
+
+    def _with(self, keys: torch.Tensor, values: torch.Tensor, length: int) -> "LeanKVCache":
+        cache = object.__new__(LeanKVCache)
+        cache.limit, cache.length, cache.keys, cache.values = self.limit, length, keys, values
+        return cache
+
+    def copy(self) -> "LeanKVCache":
+        return self._with(self.keys.clone(), self.values.clone(), self.length)
+
+    @staticmethod
+    def stack(caches: list["LeanKVCache"]) -> "LeanKVCache":
+        """Lanes of the same length side by side, as one cache."""
+        length = caches[0].length
+        if any(cache.length != length for cache in caches):
+            raise ValueError("only caches of the same length stack")
+        keys = torch.cat([cache.keys[:, :, :, :length] for cache in caches], dim=1)
+        values = torch.cat([cache.values[:, :, :, :length] for cache in caches], dim=1)
+        return caches[0]._with(keys, values, length)
+
+    def lane(self, lane: int) -> "LeanKVCache":
+        """One lane's keys and values, as a cache of its own."""
+        rows = slice(lane, lane + 1)
+        return self._with(self.keys[:, rows].clone(), self.values[:, rows].clone(), self.length)
 
     def reserve(self, length: int) -> None:
         capacity = self.keys.shape[3]
@@ -161,6 +186,7 @@ class LeanLlamaDecoder:
     """
 
     name = "lean"
+    batched_lanes = True  # forward_lanes runs a compare's two lanes in one batch
 
     def __init__(self, weights: LlamaWeights, *, probe_layer: int | None, prepack: bool | None = None):
         """prepack: pack the projection weights for oneDNN (None: wherever this CPU can; elsewhere
@@ -213,15 +239,43 @@ class LeanLlamaDecoder:
         cache.crop(keep)
         return True
 
+    def copy_cache(self, cache: LeanKVCache) -> LeanKVCache:
+        return cache.copy()
+
+    def stack_caches(self, caches: list[LeanKVCache]) -> LeanKVCache:
+        return LeanKVCache.stack(caches)
+
+    def lane_cache(self, cache: LeanKVCache, lane: int) -> LeanKVCache:
+        return cache.lane(lane)
+
     def forward(self, ids: list[int], cache: LeanKVCache, additions: dict[int, torch.Tensor], *,
                 logits_for: int | None = None):
         """Logits for the token after `ids` ([vocab]) and the probe layer's residuals ([n, H] or None).
 
         logits_for=k: the logits after each of the last k tokens instead ([k, vocab]), to score a text."""
-        count, start = len(ids), cache.length
+        logits, captured = self._run(torch.tensor([ids], device=self.device), cache, additions, logits_for or 1)
+        return (logits[0, -1] if logits_for is None else logits[0]), (captured[0] if captured is not None else None)
+
+    def forward_lanes(self, ids: list[int], cache: LeanKVCache, additions: list[dict[int, torch.Tensor]]):
+        """One token for each lane of a stacked cache, each lane steered by its own additions, in one
+        batch: the logits [lanes, vocab] and the probe residuals [lanes, H] (or None)."""
+        lanes = len(ids)
+        stacked = {}
+        for layer in sorted(set().union(*additions)):
+            rows = [lane.get(layer) for lane in additions]
+            zero = torch.zeros_like(next(row for row in rows if row is not None))
+            stacked[layer] = torch.stack([zero if row is None else row for row in rows])[:, None, :]
+        logits, captured = self._run(torch.tensor(ids, device=self.device)[:, None], cache, stacked, 1)
+        return logits[:, -1], (captured[:, -1] if captured is not None else None)
+
+    def _run(self, tokens: torch.Tensor, cache: LeanKVCache, additions: dict[int, torch.Tensor], scored: int):
+        """tokens [lanes, n]: the logits after each of the last `scored` ([lanes, scored, vocab]) and
+        the probe layer's residuals ([lanes, n, H], or None)."""
+        lanes, count = tokens.shape
+        start = cache.length
         end = start + count
         cache.reserve(end)
-        x = F.embedding(torch.tensor([ids], device=self.device), self._embed)
+        x = F.embedding(tokens, self._embed)
         positions = torch.arange(start, end, device=self.device).unsqueeze(0)
         cos, sin = self._rotary(x, positions)
         cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
@@ -233,10 +287,10 @@ class LeanLlamaDecoder:
             h = _rms_norm(x, layer.input_norm, self.eps)
             # q and k side by side get RoPE in one pass: the same elementwise ops, half the op calls
             qkv = layer.qkv.fused(h)
-            qk = qkv[..., :qk_width].view(1, count, qk_heads, self.head_dim).transpose(1, 2)
+            qk = qkv[..., :qk_width].view(lanes, count, qk_heads, self.head_dim).transpose(1, 2)
             qk = qk * cos + _rotate_half(qk) * sin
             q, k = qk[:, : self.heads], qk[:, self.heads:]
-            v = qkv[..., qk_width:].view(1, count, self.kv_heads, self.head_dim).transpose(1, 2)
+            v = qkv[..., qk_width:].view(lanes, count, self.kv_heads, self.head_dim).transpose(1, 2)
             cache.keys[index, :, :, start:end] = k
             cache.values[index, :, :, start:end] = v
             x = x + layer.o.fused(self._attend(q, cache.keys[index, :, :, :end], cache.values[index, :, :, :end], mask))
@@ -244,14 +298,13 @@ class LeanLlamaDecoder:
             gate, up = layer.gate_up(h)
             x = x + layer.down.fused(F.silu(gate) * up)
             if index == self.probe_layer:
-                captured = x[0]
+                captured = x
             addition = additions.get(index)
             if addition is not None:
                 x = x + addition
         cache.length = end
-        last = _rms_norm(x[:, -(logits_for or 1):], self._final_norm, self.eps)
-        logits = self._head.fused(last)[0]
-        return (logits[-1] if logits_for is None else logits), captured
+        last = _rms_norm(x[:, -scored:], self._final_norm, self.eps)
+        return self._head.fused(last), captured
 
     def _attend(self, q, keys, values, mask):
         """Attention as transformers' SDPA path computes it, so that the numbers match."""
@@ -267,7 +320,7 @@ class LeanLlamaDecoder:
             if mask is None and count > 1:
                 mask = _offset_causal_mask(count, keys.shape[2] - count, q.device)
             out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=self.scale)
-        return out.transpose(1, 2).reshape(1, count, -1)
+        return out.transpose(1, 2).reshape(q.shape[0], count, -1)
 
 
 def _sdpa_groups_kv(device: torch.device) -> bool:

@@ -37,6 +37,7 @@ class SteeringState:
         self._lock = threading.Lock()
         self._strengths: dict[str, float] = {}
         self._snapshot = SteeringSnapshot(0)
+        self._last_version = 0  # every number handed out, current or not
 
     def set(self, emotion: str, strength: float) -> str:
         """Set one emotion's strength (0 removes it); returns the pack's spelling of the name."""
@@ -77,8 +78,19 @@ class SteeringState:
     def snapshot(self) -> SteeringSnapshot:
         return self._snapshot  # replaced whole under the lock, so reading it needs none
 
+    def numbered(self, strengths: Mapping[str, float]) -> SteeringSnapshot:
+        """A state of its own version that does not become the current one (a compare's other side):
+        its tokens name a version, as every token does, and no later change reuses the number."""
+        resolved = {self.pack.resolve(name): float(value) for name, value in strengths.items() if value}
+        for name, value in resolved.items():
+            self._check_range(name, value)
+        with self._lock:
+            self._last_version += 1
+            return SteeringSnapshot(self._last_version, MappingProxyType(resolved))
+
     def _publish(self) -> None:
-        self._snapshot = SteeringSnapshot(self._snapshot.version + 1, MappingProxyType(dict(self._strengths)))
+        self._last_version += 1
+        self._snapshot = SteeringSnapshot(self._last_version, MappingProxyType(dict(self._strengths)))
 
     def _check_range(self, name: str, strength: float) -> None:
         slider = self.pack.slider

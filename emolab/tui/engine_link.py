@@ -59,6 +59,25 @@ class EngineLink:
     def regenerate(self) -> None:
         self._generate(self.engine.regenerate)
 
+    def branch_at(self, position: int) -> None:
+        """Write the reply on from its token at this context position, with the sliders as they are."""
+        self._generate(lambda: self.engine.branch_at(position))
+
+    def compare(self, other: dict[str, float] | None = None) -> None:
+        """Answer the last message twice: the sliders, and `other` (None: no steering)."""
+        self._generate(lambda: self.engine.compare(other))
+
+    def snapshot(self):
+        """The conversation as it is now, to come back to with use_history (a branch of the chat)."""
+        return self.engine.conversation.copy()
+
+    def compared_snapshot(self):
+        """After a compare: the conversation as it would go on with the second side's reply."""
+        return self.engine.compared.copy() if self.engine.compared is not None else None
+
+    def use_history(self, conversation) -> None:
+        self.engine.use_history(conversation)
+
     def _generate(self, start: Callable[[], Iterator[Event]]) -> None:
         self.generating = True
         self.host.run_worker(partial(stream_generation, self.host.post_message, start), thread=True,

@@ -88,6 +88,8 @@ def write_csv(data: SessionData, out: Path) -> Path:
 
 
 def write_markdown(data: SessionData, out: Path, top_k: int = 3) -> Path:
+    """The transcript in recorded order; each reply says which branch of its message it is, what it
+    kept of the reply it branches, and which side of a compare it is."""
     probes = data.probe_matrix().astype(np.float32)
     columns = data.columns
     lines = [f"# Session {data.meta['created']}", "",
@@ -98,7 +100,9 @@ def write_markdown(data: SessionData, out: Path, top_k: int = 3) -> Path:
             lines += [f"**user:** {turn['text']}", ""]
             continue
         rows = data.reply_rows(turn)[:MARKDOWN_TOKENS_PER_TURN]
-        lines += [f"**assistant** ({turn.get('finish', '')}): {turn['text']}", "", "| token | top emotions |", "|---|---|"]
+        lines += [f"**assistant** ({', '.join(reply_labels(data, turn))}): {turn['text']}", ""]
+        lines += _compare_lines(data, turn)
+        lines += ["| token | top emotions |", "|---|---|"]
         for row in rows:
             cells = ", ".join(f"{name} {value:+.1f}" for name, value in strongest(probes[row], data.emotions, top_k))
             lines.append(f"| `{columns['text'][row].replace('|', '/').replace('`', '')}` | {cells} |")
@@ -106,3 +110,40 @@ def write_markdown(data: SessionData, out: Path, top_k: int = 3) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return out
+
+
+def reply_labels(data: SessionData, turn: dict) -> list[str]:
+    labels = [turn.get("finish", "")]
+    siblings = data.branches(turn)
+    if len(siblings) > 1:
+        labels.append(f"branch {siblings.index(turn) + 1}/{len(siblings)} of this message")
+    branch = turn.get("branch")
+    if branch:
+        labels.append(f"written on from branch {siblings.index(data.turn(branch['of'])) + 1}, "
+                      f"kept {branch['kept']} tokens")
+    compare = turn.get("compare")
+    if compare:
+        steering = ", ".join(f"{name} {value:+.2f}" for name, value in compare["steering"].items()) or "no steering"
+        labels.append(f"compare {compare['group']}, side {'AB'[compare['lane']]}: {steering}")
+    return [label for label in labels if label]
+
+
+def _compare_lines(data: SessionData, turn: dict) -> list[str]:
+    """After a compare's side B: where the two replies first differ, and how their mean readouts differ."""
+    compare = turn.get("compare")
+    if not compare or compare["lane"] != 1:
+        return []
+    from emolab.core.compare import first_difference, mean_difference
+
+    sides = sorted((other for other in data.turns if (other.get("compare") or {}).get("group") == compare["group"]),
+                   key=lambda other: other["compare"]["lane"])
+    if len(sides) != 2:
+        return []
+    rows = [data.reply_rows(side) for side in sides]
+    ids = [[data.columns["token_id"][row] for row in side_rows] for side_rows in rows]
+    first = first_difference(*ids)
+    where = "the two replies are the same" if first is None else f"the two replies first differ at reply token {first}"
+    probes = data.probe_matrix().astype(np.float32)
+    difference = mean_difference(probes[rows[0]], probes[rows[1]])
+    shown = ", ".join(f"{name} {value:+.2f}" for name, value in strongest(difference, data.emotions, 5))
+    return [f"{where.capitalize()}; mean readout A − B: {shown}.", ""]

@@ -14,7 +14,17 @@ from typing import TextIO
 import numpy as np
 
 from emolab import __version__
-from emolab.core.events import Event, Token, TurnFinished, Truncated
+from emolab.core.events import (
+    BranchStarted,
+    CompareFinished,
+    CompareStarted,
+    Event,
+    LaneEvent,
+    Token,
+    TurnFinished,
+    TurnStarted,
+    Truncated,
+)
 from emolab.core.session.format import SessionData
 from emolab.core.session.store import apply_entry, journal_path, write_atomically
 
@@ -55,6 +65,11 @@ class SessionRecorder:
 
     Nothing is written until the first message: what comes before it (slider moves, notes) is
     kept and goes into the file with it, and a session without a message leaves no file.
+
+    The turns form a tree. The recorder follows the engine's conversation as a path of turn ids
+    (user, assistant, ...), from the same events: a regeneration or a compare answers the message
+    at the end of the path again, a branch cuts the path at the reply it branches, and a
+    `history` note (a switch to another branch) sets the path to the ancestors of a reply.
     """
 
     def __init__(self, path: str | Path, meta: dict, *, clock=None):
@@ -67,6 +82,10 @@ class SessionRecorder:
         # Saving a long session takes milliseconds: after a turn it runs here, off the caller's thread.
         self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emolab-session-save")
         self._pending = None
+        self._path: list[int] = []  # the turn ids of the conversation the engine holds
+        self._writing: dict[int | None, dict] = {}  # lane (None outside a compare) → the reply being written
+        self._compares = 0
+        self._lane_reply: int | None = None  # a compare's lane 0 reply, which the path goes on with
 
     def _begin(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,24 +106,73 @@ class SessionRecorder:
     # -- SessionSink ----------------------------------------------------------------------------
 
     def record_event(self, event: Event) -> None:
+        lane = None
+        if isinstance(event, LaneEvent):
+            lane, event = event.lane, event.event
         if isinstance(event, Token):
             probe = event.probe
             blob = base64.b64encode(probe.astype("<f2").tobytes()).decode("ascii") if probe is not None else ""
+            turn = self._writing.get(lane) or self._open_reply(lane)
             self._append({"k": "tok", "i": event.index, "pos": event.position, "id": event.token_id, "x": event.text,
                           "s": event.source, "t": int(round(event.t * 1000)), "v": event.steering_version,
-                          "p": blob})
+                          "u": turn["id"], "p": blob})
+            if event.source == "reply" and "first_token" not in turn:
+                turn["first_token"] = event.index
             version = str(event.steering_version)
             if version not in self.data.states:
                 self._append({"k": "state", "version": event.steering_version, "state": dict(event.steering)})
+        elif isinstance(event, TurnStarted):
+            self._open_reply(None)
+        elif isinstance(event, BranchStarted):
+            of = self._path[event.message] if event.message < len(self._path) else None
+            self.record_note("branch", position=event.position, kept=event.kept_tokens, of=of)
+            del self._path[event.message:]
+            self._open_reply(None, branch={"of": of, "kept": event.kept_tokens} if of is not None else None)
+        elif isinstance(event, CompareStarted):
+            self._compares += 1
+            steering = [dict(state) for state in event.steering]
+            self.record_note("compare", group=self._compares, steering=steering, mode=event.mode)
+            for number, state in enumerate(steering):
+                self._open_reply(number, compare={"group": self._compares, "lane": number, "steering": state,
+                                                  "mode": event.mode})
         elif isinstance(event, TurnFinished):
-            first = next((i for i, s in zip(reversed(self.data.columns["index"]), reversed(self.data.columns["source"]))
-                          if s != "reply"), None)
-            self._append({"k": "turn", "role": "assistant", "text": event.text, "t": self._t(), "finish": event.reason,
-                          "first_token": first + 1 if first is not None else 0})
-            if self._journal is not None:
-                self._pending = self._saver.submit(write_atomically, self.path, self.data.copy(), self.seq)
+            turn = self._writing.pop(lane, None) or self._open_reply(lane)
+            self._writing.pop(lane, None)
+            self._append({"k": "turn", **turn, "text": event.text, "t": self._t(), "finish": event.reason,
+                          "first_token": turn.get("first_token", self._next_index())})
+            if lane is None:
+                self._path.append(turn["id"])
+                self._save_soon()
+            elif lane == 0:
+                self._lane_reply = turn["id"]
+        elif isinstance(event, CompareFinished):
+            self._path.append(self._lane_reply)  # the conversation goes on with lane 0's reply
+            self._save_soon()
         elif isinstance(event, Truncated):
             self.record_note("truncated", dropped_messages=event.dropped_messages)
+
+    def _open_reply(self, lane: int | None, **details) -> dict:
+        """A new assistant turn for the message at the end of the path (a reply there before is replaced)."""
+        if self._path and self._turn_role(self._path[-1]) == "assistant" and not details.get("branch"):
+            self._path.pop()  # a regeneration or a compare: the engine dropped that reply
+        turn = {"id": self._new_turn_id(), "parent": self._path[-1] if self._path else None, "role": "assistant",
+                **{key: value for key, value in details.items() if value is not None}}
+        self._writing[lane] = turn
+        return turn
+
+    def _new_turn_id(self) -> int:
+        taken = [turn["id"] for turn in self.data.turns] + [turn["id"] for turn in self._writing.values()]
+        return max(taken, default=-1) + 1
+
+    def _turn_role(self, turn_id: int) -> str:
+        return next((turn["role"] for turn in self.data.turns if turn["id"] == turn_id), "assistant")
+
+    def _next_index(self) -> int:
+        return self.data.columns["index"][-1] + 1 if self.data.token_count else 0
+
+    def _save_soon(self) -> None:
+        if self._journal is not None:
+            self._pending = self._saver.submit(write_atomically, self.path, self.data.copy(), self.seq)
 
     def record_steering(self, emotion: str, strength: float, version: int, state: dict[str, float]) -> None:
         self._append({"k": "steer", "t": self._t(), "emotion": emotion, "strength": strength, "version": version,
@@ -114,9 +182,26 @@ class SessionRecorder:
         if kind == "message":
             if self._journal is None:
                 self._begin()
-            self._append({"k": "turn", "role": "user", "text": details["text"], "t": self._t()})
+            turn_id = self._new_turn_id()
+            self._append({"k": "turn", "id": turn_id, "parent": self._path[-1] if self._path else None,
+                          "role": "user", "text": details["text"], "t": self._t()})
+            self._path.append(turn_id)
             return
+        if kind == "new_chat":
+            self._path = []
+        elif kind == "history":  # the console shows another branch: its reply number `reply`
+            replies = [turn for turn in self.data.turns if turn["role"] == "assistant"]
+            self._path = self._ancestors(replies[details["reply"]]["id"])
         self._append({"k": "note", "kind": kind, "t": self._t(), **_jsonable(details)})
+
+    def _ancestors(self, turn_id: int | None) -> list[int]:
+        """The path from the first turn down to this one."""
+        parents = {turn["id"]: turn.get("parent") for turn in self.data.turns}
+        path = []
+        while turn_id is not None:
+            path.append(turn_id)
+            turn_id = parents.get(turn_id)
+        return path[::-1]
 
     def save(self) -> Path | None:
         """Write the session now (None before the first message). The journal stays: the file

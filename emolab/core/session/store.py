@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emolab.core.session.format import SessionData, SessionError, from_json, parse
+from emolab.core.session.format import TURN_FIELDS, SessionData, SessionError, from_json, parse
 
 JOURNAL_SUFFIX = ".journal"
 
@@ -50,6 +50,7 @@ def apply_entry(data: SessionData, entry: dict) -> None:
         columns["source"].append(entry["s"])
         columns["t_ms"].append(entry["t"])
         columns["steering_version"].append(entry["v"])
+        columns["turn"].append(entry.get("u", -1))
         row = np.frombuffer(base64.b64decode(entry["p"]), dtype="<f2") if entry.get("p") else \
             np.full(len(data.emotions), np.nan, dtype=np.float16)
         data.probes.append(row.astype(np.float16))
@@ -60,9 +61,9 @@ def apply_entry(data: SessionData, entry: dict) -> None:
     elif kind == "state":  # a state that came from a preset or a reset, not from one slider
         data.states[str(entry["version"])] = entry["state"]
     elif kind == "turn":
-        data.turns.append({key: entry[key] for key in ("role", "text", "t", "finish", "first_token") if key in entry})
+        data.turns.append({**{key: entry[key] for key in TURN_FIELDS if key in entry}, "seq": entry["n"]})
     elif kind == "note":
-        data.notes.append({key: value for key, value in entry.items() if key not in ("k", "n")})
+        data.notes.append({**{key: value for key, value in entry.items() if key not in ("k", "n")}, "seq": entry["n"]})
     else:
         raise ValueError(f"unknown journal entry {kind!r}")
 

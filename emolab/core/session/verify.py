@@ -1,5 +1,9 @@
 """Re-running a recorded session: same model, pack, seed, sampling, and the steering timeline
-applied at the recorded token indices. Reports token-for-token agreement."""
+applied at the recorded token indices. Reports token-for-token agreement.
+
+Every branch is followed: the actions run again in their recorded order (messages, regenerations,
+branches at their recorded positions, compares with their recorded steering, switches to other
+branches), so each reply of the tree is written again where it was written."""
 
 from __future__ import annotations
 
@@ -8,11 +12,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from emolab.core.engine import Engine
-from emolab.core.events import Token
+from emolab.core.events import CompareFinished, LaneEvent, Token, TurnFinished
 from emolab.core.sampling import Sampling
 from emolab.core.session.format import SessionData
 
-REPLAYED_NOTES = {"regenerate", "new_chat", "sampling"}
+REPLAYED_NOTES = {"regenerate", "new_chat", "sampling", "branch", "compare", "history"}
 
 
 @dataclass
@@ -32,12 +36,12 @@ class Verification:
 def _actions(data: SessionData) -> list[tuple[float, str, dict]]:
     actions = [(turn["t"], "message", turn) for turn in data.turns if turn["role"] == "user"]
     actions += [(note["t"], note["kind"], note) for note in data.notes if note["kind"] in REPLAYED_NOTES]
-    return sorted(actions, key=lambda action: action[0])
+    return sorted(actions, key=lambda action: (action[0], action[2].get("seq", 0)))
 
 
-def _reply_lengths(data: SessionData) -> list[int]:
-    """How many reply tokens each assistant turn recorded, in order."""
-    return [len(data.reply_rows(turn)) for turn in data.turns if turn["role"] == "assistant"]
+def _recorded_replies(data: SessionData) -> list[tuple[int, str | None]]:
+    """Each assistant turn's own reply length and how it ended, in the order they were recorded."""
+    return [(len(data.reply_rows(turn)), turn.get("finish")) for turn in data.turns if turn["role"] == "assistant"]
 
 
 def hash_warnings(data: SessionData, engine: Engine) -> list[str]:
@@ -75,10 +79,12 @@ def verify(data: SessionData, engine: Engine) -> Verification:
 
 
 def _replay(data: SessionData, engine: Engine) -> list[Token]:
-    """Send the recorded messages, regenerations, new chats and sampling changes again, in order."""
-    lengths = iter(_reply_lengths(data))
-    finishes = iter([turn.get("finish") for turn in data.turns if turn["role"] == "assistant"])
+    """Send the recorded messages, regenerations, branches, compares, switches, new chats and
+    sampling changes again, in order."""
+    recorded = _recorded_replies(data)
+    snapshots: dict[int, object] = {}  # reply number → the conversation as it went on from that reply
     replayed: list[Token] = []
+    finished = 0
     for _, kind, details in _actions(data):
         if kind == "new_chat":
             engine.reset()
@@ -86,20 +92,43 @@ def _replay(data: SessionData, engine: Engine) -> list[Token]:
         if kind == "sampling":
             engine.set_sampling(Sampling(**{k: details[k] for k in ("temperature", "top_p", "max_tokens", "seed")}))
             continue
-        length, finish = next(lengths, None), next(finishes, None)
-        if length is None:
+        if kind == "history":
+            engine.use_history(snapshots[details["reply"]])
+            continue
+        lanes = 2 if kind == "compare" else 1
+        if finished + lanes > len(recorded):
             break  # the recording ended before this reply finished
-        events = engine.chat(details["text"]) if kind == "message" else engine.regenerate()
-        replies = 0
+        if kind == "message":
+            events = engine.chat(details["text"])
+        elif kind == "regenerate":
+            events = engine.regenerate()
+        elif kind == "branch":
+            events = engine.branch_at(details["position"])
+        else:
+            steering = details["steering"]
+            events = engine.compare(steering[1], steering=steering[0], mode=details.get("mode") or "auto")
+        length, finish = recorded[finished]  # the one reply, or a compare's first to end: stopped alike
         if finish == "stopped" and length == 0:
             engine.stop()
+        replies, lane_of = 0, {}
         for event in events:
+            lane = None
+            if isinstance(event, LaneEvent):
+                lane, event = event.lane, event.event
             if isinstance(event, Token):
                 replayed.append(event)
-                if event.source == "reply":
+                if event.source == "reply" and lane in (None, 0):
                     replies += 1
                     if finish == "stopped" and replies == length:
                         engine.stop()  # the engine then samples and discards one token, as it did live
+            elif isinstance(event, TurnFinished):
+                lane_of[finished] = lane
+                finished += 1
+                if lane is None:
+                    snapshots[finished - 1] = engine.conversation.copy()
+            elif isinstance(event, CompareFinished):
+                for number, lane in lane_of.items():
+                    snapshots[number] = engine.conversation.copy() if lane == 0 else engine.compared.copy()
     return replayed
 
 
