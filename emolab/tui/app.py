@@ -13,7 +13,7 @@ from typing import ClassVar
 from textual.app import App, SystemCommand
 from textual.screen import Screen
 
-from emolab.core.pack import VectorPack
+from emolab.core.pack_manifest import PackManifest
 from emolab.core.recording import SessionSink
 from emolab.tui import bindings as keys
 from emolab.tui.keymap import (
@@ -64,7 +64,7 @@ class ConsoleApp(App):
 class EmolabApp(ConsoleApp):
     """`emolab chat`: the chat screen. `run()` returns the session file it wrote, if any."""
 
-    def __init__(self, pack: VectorPack, loader: Callable, *, model_label: str,
+    def __init__(self, pack: PackManifest, loader: Callable, *, model_label: str,
                  recorder_factory: Callable[[object], SessionSink] | None = None,
                  pinned: list[str] | None = None, thresholds: dict[str, float] | None = None,
                  keymap: dict[str, str] | None = None) -> None:

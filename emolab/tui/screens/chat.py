@@ -17,7 +17,7 @@ from textual.app import SystemCommand
 from textual.binding import BindingsMap
 from textual.widgets import Input, TextArea
 
-from emolab.core.pack import VectorPack
+from emolab.core.pack_manifest import PackManifest
 from emolab.core.recording import NotRecording, SessionSink
 from emolab.tui import bindings as keys
 from emolab.tui.engine_link import EngineLink
@@ -41,7 +41,7 @@ from emolab.tui.worker import (
 
 @dataclass(frozen=True)
 class ChatSettings:
-    pack: VectorPack
+    pack: PackManifest
     loader: Callable  # loader(progress) → a ready Engine, run in a thread worker
     model_label: str
     recorder_factory: Callable[[object], SessionSink] | None = None
