@@ -13,6 +13,10 @@ from emolab.core.sampling import Sampling
 from emolab.core.session.format import SessionData
 
 REPLAYED_NOTES = {"regenerate", "new_chat", "sampling"}
+# Replies that ended before the engine chose to end them: replayed up to their recorded length.
+# `engine_died`: the engine's process died mid-reply; the session kept what had arrived, and a
+# new chat followed (the restarted engine's), so the token that stop discards does not matter.
+CUT_SHORT = {"stopped", "engine_died"}
 
 
 @dataclass
@@ -91,14 +95,14 @@ def _replay(data: SessionData, engine: Engine) -> list[Token]:
             break  # the recording ended before this reply finished
         events = engine.chat(details["text"]) if kind == "message" else engine.regenerate()
         replies = 0
-        if finish == "stopped" and length == 0:
+        if finish in CUT_SHORT and length == 0:
             engine.stop()
         for event in events:
             if isinstance(event, Token):
                 replayed.append(event)
                 if event.source == "reply":
                     replies += 1
-                    if finish == "stopped" and replies == length:
+                    if finish in CUT_SHORT and replies == length:
                         engine.stop()  # the engine then samples and discards one token, as it did live
     return replayed
 
