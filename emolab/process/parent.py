@@ -108,17 +108,17 @@ class Continuity:
         self._index_offset = 0
         self._version_offset = 0
         self._t_offset = 0.0
-        self._origin: float | None = None  # the first engine's clock start, on this process's clock
+        self.origin: float | None = None  # the first engine's clock start, on this process's clock
         self.last_t = 0.0
 
     def engine_ready(self, engine_t: float) -> None:
         """A (re)started engine is ready; `engine_t` is its own clock's reading."""
         start = time.perf_counter() - engine_t
-        if self._origin is None:
-            self._origin = start
+        if self.origin is None:
+            self.origin = start
             return
         self._index_offset, self._version_offset = self.next_index, self.top_version
-        self._t_offset = start - self._origin
+        self._t_offset = start - self.origin
 
     def version(self, version: int) -> int:
         mapped = version + self._version_offset if version else 0  # 0 is no steering in every engine
