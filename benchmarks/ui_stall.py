@@ -19,20 +19,20 @@ import time
 
 STARTED = time.perf_counter()  # before textual and emolab are imported: the window-ready time counts them
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
 
-import psutil  # noqa: E402
-from _common import ROOT, machine, pack_path  # noqa: E402
+import psutil
+from _common import ROOT, machine, pack_path
 
-from emolab.cli.chat import console_app  # noqa: E402
-from emolab.core.events import Token, TurnFinished  # noqa: E402
-from emolab.core.pack_manifest import read_pack_manifest  # noqa: E402
-from emolab.process.commands import EngineSpec  # noqa: E402
+from emolab.cli.chat import console_app
+from emolab.core.events import Token, TurnFinished
+from emolab.core.pack_manifest import read_pack_manifest
+from emolab.process.commands import EngineSpec
 
 PROMPT = "Tell me a story about a lighthouse keeper."
 SLIDER = "calm"
@@ -89,7 +89,8 @@ async def console_round(pack: str, model: str, tokens: int, dtype: str, size: tu
     finished = next(event for event in reversed(seen) if isinstance(event, TurnFinished))
     return {"speed": finished.tokens_per_second, "worst": max(lateness) * 1000,
             "p99": statistics.quantiles(lateness, n=100)[98] * 1000, "window": window, "engine": engine_ready,
-            "rss": rss, "child_rss": child_rss, "round_trip": (answered[0] - pressed) * 1000 if answered else float("nan"),
+            "rss": rss, "child_rss": child_rss,
+            "round_trip": (answered[0] - pressed) * 1000 if answered else float("nan"),
             **steering_latency(seen, pressed, origin)}
 
 
@@ -138,10 +139,12 @@ def main() -> None:
         consoles.append(result)
         headless.append(headless_round(pack, arguments.tokens, arguments.dtype))
         print(f"round {number + 1}        console {result['speed']:.1f} tok/s, headless {headless[-1]:.1f} tok/s "
-              f"({result['speed'] / headless[-1]:.0%}); worst stall {result['worst']:.1f} ms, p99 {result['p99']:.1f} ms;"
+              f"({result['speed'] / headless[-1]:.0%}); worst stall {result['worst']:.1f} ms, "
+              f"p99 {result['p99']:.1f} ms;"
               f" window {result['window']:.2f} s{' (from the script start, imports included)' if number == 0 else ''},"
               f" engine ready {result['engine']:.1f} s; UI RSS {result['rss'] / 2**20:.0f} MB (engine "
-              f"{result['child_rss'] / 2**20:.0f} MB); key → engine's reply {result['round_trip']:.1f} ms, key → the "
+              f"{result['child_rss'] / 2**20:.0f} MB); key → engine's reply {result['round_trip']:.1f} ms, "
+              f"key → the "
               f"forward pass that reads it {result['latency_ms']:.1f} ms, {result['latency_tokens']} token(s) "
               f"chosen after the press under the old state")
     speed, base = statistics.median(r["speed"] for r in consoles), statistics.median(headless)

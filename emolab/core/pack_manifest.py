@@ -78,7 +78,8 @@ class PackManifest:
     def slider(self) -> SliderRange:
         slider = self.manifest["slider"]
         step = float(slider["step"])
-        return SliderRange(float(slider["min"]), float(slider["max"]), step, float(slider.get("coarse_step", step * 10)))
+        coarse = float(slider.get("coarse_step", step * 10))
+        return SliderRange(float(slider["min"]), float(slider["max"]), step, coarse)
 
     @cached_property
     def coords(self) -> dict[str, tuple[float, float]]:
@@ -175,7 +176,8 @@ def _check_consistency(path: Path, manifest: dict) -> None:
         if layer not in stored:
             raise PackError(f"{path}: steer layer {layer} is not among the stored layers {sorted(stored)}")
     if manifest["probe_layer"] not in stored:
-        raise PackError(f"{path}: probe layer {manifest['probe_layer']} is not among the stored layers {sorted(stored)}")
+        raise PackError(f"{path}: probe layer {manifest['probe_layer']} is not among the stored layers "
+                        f"{sorted(stored)}")
     for layer in manifest.get("probes", {}).get("layers", []):
         if layer not in stored:
             raise PackError(f"{path}: probes are stored for layer {layer}, which is not among the stored layers")

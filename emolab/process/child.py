@@ -19,7 +19,14 @@ import time
 from multiprocessing.connection import Connection
 
 from emolab.core.errors import EmolabError
-from emolab.process.commands import EngineSpec, command, engine_info, engine_status, open_engine, stream
+from emolab.process.commands import (
+    EngineSpec,
+    command,
+    engine_info,
+    engine_status,
+    open_engine,
+    stream,
+)
 from emolab.process.wire import decode, encode, encode_events
 
 PARENT_CHECK_SECONDS = 0.5

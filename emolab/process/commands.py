@@ -113,7 +113,7 @@ class EngineSpec:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, document: dict) -> "EngineSpec":
+    def from_json(cls, document: dict) -> EngineSpec:
         return cls(**document)
 
 

@@ -16,7 +16,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from emolab.core.events import Event, Token, TurnFinished, TurnStarted, Truncated
+from emolab.core.events import Event, Token, Truncated, TurnFinished, TurnStarted
 
 ARRAY_DTYPES = {"<f4", "<f2"}
 EVENT_TYPES = {"turn_started": TurnStarted, "truncated": Truncated, "turn_finished": TurnFinished}

@@ -97,7 +97,8 @@ def test_the_console_process_imports_neither_torch_nor_transformers(tmp_path, ti
                     await pilot.pause(0.05)
                 tokens = len(app.chat.view.turn_log.tokens())
                 await pilot.press("ctrl+q")
-            print(json.dumps({{"tokens": tokens, "loaded": [m for m in ("torch", "transformers") if m in sys.modules]}}))
+            loaded = [name for name in ("torch", "transformers") if name in sys.modules]
+            print(json.dumps({{"tokens": tokens, "loaded": loaded}}))
 
         asyncio.run(main())
     """)
@@ -147,9 +148,9 @@ async def test_a_killed_engine_is_one_line_keeps_the_transcript_restarts_and_the
         await pilot.press("ctrl+q")
     assert gone(second), "quitting must end the engine's process"
     data, _ = load_session(session)
-    assert [turn.get("finish") for turn in data.turns if turn["role"] == "assistant"][0] == "engine_died"
-    assert [note["kind"] for note in data.notes if note["kind"] in ("engine_died", "engine_restarted", "new_chat")] == [
-        "engine_died", "engine_restarted", "new_chat"]
+    assert next(turn.get("finish") for turn in data.turns if turn["role"] == "assistant") == "engine_died"
+    restart = ("engine_died", "engine_restarted", "new_chat")
+    assert [note["kind"] for note in data.notes if note["kind"] in restart] == list(restart)
     indices = data.columns["index"]
     assert indices == sorted(set(indices)), "a restarted engine's tokens continue the numbering"
     assert any(state for state in data.states.values()), "the steering was recorded"
