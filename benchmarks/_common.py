@@ -7,8 +7,6 @@ import platform
 import sys
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_PACK = ROOT / "vectors" / "sonnet-proxy"
 sys.path.insert(0, str(ROOT))
@@ -23,8 +21,14 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"Python {platform.python_version()}")
+    if "torch" in sys.modules:  # not imported for it: ui_stall measures a process that must not hold torch
+        torch = sys.modules["torch"]
+        library = f"torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    else:
+        from importlib.metadata import version
+
+        library = f"torch {version('torch')}"
+    return f"{cpu}, {os.cpu_count()} cores, {library}, Python {platform.python_version()}"
 
 
 def pack_path(override: str | None = None) -> Path:

@@ -1,61 +1,59 @@
-"""The console's event loop during a streamed reply: the worst stall, and the render rate.
+"""The console against the headless engine, on the same machine, in one script, alternating.
 
-A 5 ms ticker runs on the app's event loop; a stall is how late a tick fires. The render
-rate counts repaints of the streaming turn per second. Real bundled model, shipped pack.
+Each round runs the real console path (`emolab chat`'s app, the engine in its child process)
+through Textual's pilot, then `emolab run --json` headless, with the same pack, prompt, greedy
+decoding and token budget. Per round it reports: the decode speed of both (the engine's own
+count, prompt excluded), the console's worst event-loop stall (a 5 ms ticker; a stall is how
+late a tick fires), the window-ready and engine-ready times, the console process's RSS, and
+the latency from a slider key press to the engine's answer (a round trip) and to the forward
+pass that reads the new state (the pass in flight at the press finishes first).
 
-    python benchmarks/ui_stall.py [--tokens 120] [--pack PACK] [--size 160x48] [--decode-threads auto]
+    python benchmarks/ui_stall.py [--tokens 120] [--rounds 3] [--pack PACK] [--dtype auto] [--size 160x48]
 
---decode-threads auto does what `emolab chat` does (all cores but one, see
-emolab.core.devices.threads_beside_a_ui); `all` keeps torch's default; a number sets it.
+This process never imports torch (the console's does not); the machine line names torch's version.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import statistics
-import sys
 import time
 
-import torch
+STARTED = time.perf_counter()  # before textual and emolab are imported: the window-ready time counts them
 
-from _common import machine, pack_path
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
 
-from emolab.core.devices import threads_beside_a_ui
-from emolab.core.engine import Engine
-from emolab.core.models import load_model
-from emolab.core.pack import load_pack
-from emolab.core.sampling import Sampling
-from emolab.tui.app import EmolabApp
-from emolab.tui.widgets.transcript import TurnWidget
+import psutil
+from _common import ROOT, machine, pack_path
+
+from emolab.cli.chat import console_app
+from emolab.core.events import Token, TurnFinished
+from emolab.core.pack_manifest import read_pack_manifest
+from emolab.process.commands import EngineSpec
+
+PROMPT = "Tell me a story about a lighthouse keeper."
+SLIDER = "calm"
 
 
-async def measure(tokens: int, pack_override: str | None, size: tuple[int, int], decode_threads: str) -> None:
-    pack = load_pack(pack_path(pack_override))
-    loaded = load_model(pack.model_id)
-    if decode_threads == "auto":
-        threads = threads_beside_a_ui(loaded.device)
-    else:
-        threads = None if decode_threads == "all" else int(decode_threads)
-
-    def loader(progress):
-        return Engine(loaded, pack, sampling=Sampling(temperature=0, max_tokens=tokens), decode_threads=threads)
-
-    app = EmolabApp(pack, loader, model_label=pack.model_id, thresholds={})
-    renders = 0
-    original_render = TurnWidget.render
-
-    def counting_render(self):
-        nonlocal renders
-        renders += 1
-        return original_render(self)
-
-    TurnWidget.render = counting_render
+async def console_round(pack: str, model: str, tokens: int, dtype: str, size: tuple[int, int], first: bool) -> dict:
+    spec = EngineSpec(pack=pack, model=model, dtype=dtype,
+                      sampling={"temperature": 0.0, "top_p": 0.9, "max_tokens": tokens, "seed": 0})
+    built = time.perf_counter()
+    app = console_app(spec, record=False, thresholds={})
+    seen: list = []
     lateness: list[float] = []
-    stalls: list[tuple[float, float]] = []  # (seconds since the ticker started, stall)
     async with app.run_test(size=size) as pilot:
-        while not app.chat.link.ready:
-            await pilot.pause(0.05)
+        window = time.perf_counter() - (STARTED if first else built)
+        view = app.chat.view
+        show = view.show
+        view.show = lambda events: seen.extend(events) or show(events)
+        link = app.chat.link
+        while not link.ready:
+            await pilot.pause(0.02)
+        engine_ready = time.perf_counter() - built
         stop = False
 
         async def ticker():
@@ -65,46 +63,99 @@ async def measure(tokens: int, pack_override: str | None, size: tuple[int, int],
                 await asyncio.sleep(max(0.0, expected - time.perf_counter()))
                 now = time.perf_counter()
                 lateness.append(now - expected)
-                if now - expected > 0.03:
-                    stalls.append((now - t0, now - expected))
                 expected = now + interval
 
-        t0 = time.perf_counter()
         task = asyncio.get_running_loop().create_task(ticker())
-        app.query_one("#prompt").value = "Tell me a story about a lighthouse keeper."
-        started = time.perf_counter()
-        await pilot.press("enter")  # the submit handler sets `generating` before this returns
-        renders = 0
-        while app.chat.link.generating:
+        app.query_one("#prompt").value = PROMPT
+        await pilot.press("enter")
+        while sum(1 for event in seen if isinstance(event, Token) and event.source == "reply") < tokens // 3:
+            if not link.generating:
+                break
+            await pilot.pause(0.005)
+        app.query_one(f"#slider-{SLIDER}").focus()
+        answered: list[float] = []
+        applied = app.chat.steering.applied
+        app.chat.steering.applied = lambda change: answered.append(time.perf_counter()) or applied(change)
+        pressed = time.perf_counter()
+        await pilot.press("right")
+        while link.generating:
             await pilot.pause(0.05)
-        seconds = time.perf_counter() - started
-        speed = app.chat.view.status.speed
         stop = True
         await task
-    TurnWidget.render = original_render
-    worst = max(lateness) * 1000
-    p99 = statistics.quantiles(lateness, n=100)[98] * 1000
+        rss = psutil.Process().memory_info().rss
+        child_rss = psutil.Process(link.child.pid).memory_info().rss
+        origin = link.continuity.origin
+        await pilot.press("ctrl+q")
+    finished = next(event for event in reversed(seen) if isinstance(event, TurnFinished))
+    return {"speed": finished.tokens_per_second, "worst": max(lateness) * 1000,
+            "p99": statistics.quantiles(lateness, n=100)[98] * 1000, "window": window, "engine": engine_ready,
+            "rss": rss, "child_rss": child_rss,
+            "round_trip": (answered[0] - pressed) * 1000 if answered else float("nan"),
+            **steering_latency(seen, pressed, origin)}
+
+
+def steering_latency(events: list, pressed: float, origin: float) -> dict:
+    """The engine reads the steering just before each forward pass; the pass fed token k-1 chooses token k,
+    whose event carries that state. So token k was chosen when token k-1's event was made (its t), and
+    its state was read just after token k-2's. `latency_tokens` counts the tokens chosen after the press
+    under the old state: the forward pass in flight at the press cannot change, so 1 is the floor."""
+    replies = [event for event in events if isinstance(event, Token) and event.source == "reply"]
+    before = next((event.steering_version for event in replies if origin + event.t > pressed), None)
+    first = next((k for k, event in enumerate(replies) if origin + event.t > pressed
+                  and event.steering_version != before), None)
+    if first is None or first < 2:
+        return {"latency_ms": float("nan"), "latency_tokens": -1}
+    read_at = origin + replies[first - 2].t
+    stale = sum(1 for k in range(1, first) if origin + replies[k - 1].t > pressed)
+    return {"latency_ms": (read_at - pressed) * 1000, "latency_tokens": stale}
+
+
+def headless_round(pack: str, tokens: int, dtype: str) -> float:
+    command = [sys.executable, "-m", "emolab", "run", "--vectors", pack, "--prompt", PROMPT, "--max-tokens",
+               str(tokens), "--temperature", "0", "--dtype", dtype, "--json"]
+    output = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    end = next(json.loads(line) for line in reversed(output.splitlines()) if '"type": "end"' in line
+               or '"type":"end"' in line)
+    return end["tokens_per_second"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=120)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--pack", default=None, help="another pack than vectors/sonnet-proxy")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--size", default="160x48", help="terminal size, columns x rows")
+    arguments = parser.parse_args()
+    size = tuple(int(part) for part in arguments.size.lower().split("x"))
+    pack = str(pack_path(arguments.pack))
+    model = read_pack_manifest(pack).model_id
     print(f"machine        {machine()}")
-    print(f"reply          {tokens} tokens max, {seconds:.1f} s, terminal {size[0]}x{size[1]}")
-    print(f"event loop     worst stall {worst:.1f} ms, p99 {p99:.1f} ms, median {statistics.median(lateness) * 1000:.2f} ms "
-          f"over {len(lateness)} ticks (target: worst < 50 ms)")
-    print(f"render rate    {renders / seconds:.1f} transcript repaints/s")
-    print(f"decode speed   {speed} in the console (the engine's own count, prompt excluded), "
-          f"decode threads {threads or torch.get_num_threads()} of {torch.get_num_threads()}")
-    for at, stall in stalls:
-        print(f"  a stall of {stall * 1000:.0f} ms at {at:.2f} s")
+    print(f"reply          {arguments.tokens} tokens max, greedy, dtype {arguments.dtype}, terminal {arguments.size}; "
+          f"console then headless, alternating, {arguments.rounds} rounds")
+    consoles, headless = [], []
+    for number in range(arguments.rounds):
+        result = asyncio.run(console_round(pack, model, arguments.tokens, arguments.dtype, size, number == 0))
+        consoles.append(result)
+        headless.append(headless_round(pack, arguments.tokens, arguments.dtype))
+        print(f"round {number + 1}        console {result['speed']:.1f} tok/s, headless {headless[-1]:.1f} tok/s "
+              f"({result['speed'] / headless[-1]:.0%}); worst stall {result['worst']:.1f} ms, "
+              f"p99 {result['p99']:.1f} ms;"
+              f" window {result['window']:.2f} s{' (from the script start, imports included)' if number == 0 else ''},"
+              f" engine ready {result['engine']:.1f} s; UI RSS {result['rss'] / 2**20:.0f} MB (engine "
+              f"{result['child_rss'] / 2**20:.0f} MB); key → engine's reply {result['round_trip']:.1f} ms, "
+              f"key → the "
+              f"forward pass that reads it {result['latency_ms']:.1f} ms, {result['latency_tokens']} token(s) "
+              f"chosen after the press under the old state")
+    speed, base = statistics.median(r["speed"] for r in consoles), statistics.median(headless)
+    print(f"median         console {speed:.1f} tok/s vs headless {base:.1f} tok/s: {speed / base:.0%} (target >= 90%)")
+    print(f"worst stall    {max(r['worst'] for r in consoles):.1f} ms over all rounds (target < 50 ms)")
+    print(f"window ready   {consoles[0]['window']:.2f} s cold (target < 1 s); UI RSS max "
+          f"{max(r['rss'] for r in consoles) / 2**20:.0f} MB (target < 150 MB)")
+    print(f"key→steering   round trip max {max(r['round_trip'] for r in consoles):.1f} ms; to the forward pass that "
+          f"reads it max {max(r['latency_ms'] for r in consoles):.1f} ms, "
+          f"max {max(r['latency_tokens'] for r in consoles)} token(s) (target: at most one)")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tokens", type=int, default=120)
-    parser.add_argument("--pack", default=None, help="another pack than vectors/sonnet-proxy")
-    parser.add_argument("--size", default="160x48", help="terminal size, columns x rows")
-    parser.add_argument("--decode-threads", default="auto", help="auto (as emolab chat), all, or a number")
-    parser.add_argument("--switch-interval", type=float, default=None,
-                        help="override sys.setswitchinterval (seconds) to compare GIL hand-over settings")
-    arguments = parser.parse_args()
-    if arguments.switch_interval is not None:
-        sys.setswitchinterval(arguments.switch_interval)
-    columns, rows = (int(part) for part in arguments.size.lower().split("x"))
-    asyncio.run(measure(arguments.tokens, arguments.pack, (columns, rows), arguments.decode_threads))
+    main()

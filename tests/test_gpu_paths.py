@@ -14,7 +14,8 @@ from emolab.core.devices import pick_device, pick_dtype
 from emolab.core.engine import Engine
 from emolab.core.errors import EmolabError, ModelNotFoundError
 from emolab.core.models import LoadedModel, module_device
-from emolab.core.sampling import Sampler, Sampling
+from emolab.core.sampler import Sampler
+from emolab.core.sampling import Sampling
 from emolab.core.events import Token
 from tests.tiny import GEMMA_WINDOW, tiny_loaded_model, write_tiny_pack
 

@@ -14,7 +14,8 @@ from emolab.core.session.export import write_markdown
 from emolab.core.session.format import FORMAT_VERSION, session_events
 from emolab.core.session.verify import verify
 
-SHIPPED = sorted((Path(__file__).resolve().parent.parent / "sessions").glob("demo-*.json"))
+# format 1 sessions as emolab recorded them before the tree (the demos of commit ede8e23)
+FORMAT_1 = sorted((Path(__file__).resolve().parent / "data").glob("format1-*.json"))
 
 
 def run(recorder, events):
@@ -105,7 +106,7 @@ def test_the_markdown_export_shows_the_branches_and_the_compare(tmp_path, tiny_m
     assert "first differ at reply token" in text or "the two replies are the same" in text.lower()
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=[path.stem for path in SHIPPED])
+@pytest.mark.parametrize("path", FORMAT_1, ids=[path.stem for path in FORMAT_1])
 def test_a_format_1_session_still_loads_as_a_tree_without_branches(path):
     document = json.loads(path.read_text())
     assert document["format_version"] == 1

@@ -42,7 +42,8 @@ from emolab.core.events import (
 from emolab.core.models import LoadedModel
 from emolab.core.pack import VectorPack
 from emolab.core.probes import Probe
-from emolab.core.sampling import Sampler, Sampling
+from emolab.core.sampler import Sampler
+from emolab.core.sampling import Sampling
 from emolab.core.smoothing import Smoother
 from emolab.core.steering import SteeringSnapshot, SteeringState, SteeringVectors, resolve_steer_layers
 

@@ -6,13 +6,16 @@ weighted by their positive readouts: the console's valence tint, and the sweep's
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from emolab.core.pack import VectorPack
+if TYPE_CHECKING:
+    from emolab.core.pack_manifest import PackManifest
 
 
-def valence_axis(pack: VectorPack) -> np.ndarray:
-    """[E]: each emotion's valence (PC1) coordinate in pack order, scaled so the largest |value| is 1."""
+def valence_axis(pack: PackManifest) -> np.ndarray:
+    """[E] (pack: a VectorPack or its PackManifest): each emotion's valence (PC1) coordinate in pack order, scaled so the largest |value| is 1."""
     coords = np.array([pack.coords[name][0] for name in pack.emotions])
     return coords / max(1e-6, float(np.abs(coords).max()))
 

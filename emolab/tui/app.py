@@ -13,9 +13,10 @@ from typing import ClassVar
 from textual.app import App, SystemCommand
 from textual.screen import Screen
 
-from emolab.core.pack import VectorPack
+from emolab.core.pack_manifest import PackManifest
 from emolab.core.recording import SessionSink
 from emolab.tui import bindings as keys
+from emolab.tui.engine_link import LinkFactory
 from emolab.tui.keymap import (
     KeyRow,
     binding_ids,
@@ -64,12 +65,13 @@ class ConsoleApp(App):
 class EmolabApp(ConsoleApp):
     """`emolab chat`: the chat screen. `run()` returns the session file it wrote, if any."""
 
-    def __init__(self, pack: VectorPack, loader: Callable, *, model_label: str,
-                 recorder_factory: Callable[[object], SessionSink] | None = None,
+    def __init__(self, pack: PackManifest, link: LinkFactory, *, model_label: str,
+                 recorder_factory: Callable[[dict], SessionSink] | None = None,
                  pinned: list[str] | None = None, thresholds: dict[str, float] | None = None,
                  keymap: dict[str, str] | None = None) -> None:
+        """link: engine_link.child_process(spec), or in_process(loader, pack path)."""
         super().__init__(keymap=keymap)
-        self.settings = ChatSettings(pack, loader, model_label, recorder_factory, pinned, thresholds)
+        self.settings = ChatSettings(pack, link, model_label, recorder_factory, pinned, thresholds)
 
     def get_default_screen(self) -> Screen:
         self.chat = ChatScreen(self.settings)

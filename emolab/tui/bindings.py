@@ -40,6 +40,8 @@ EDIT_SAMPLING = Binding("ctrl+o", "edit_sampling", "Sampling", id="chat.sampling
                         tooltip="Sampling settings: temperature, top-p, max tokens, seed")
 SAVE_SESSION = Binding("ctrl+s", "save_session", "Save", show=False, id="session.save",
                        tooltip="Save the session file now")
+RESTART_ENGINE = Binding("f5", "restart_engine", "Restart engine", show=False, id="engine.restart",
+                         tooltip="Start the engine again after its process stopped (the transcript stays)")
 
 # -- the replay -----------------------------------------------------------------------------------
 PLAY = Binding("space", "toggle_play", "Play/pause", id="replay.play", tooltip="Play or pause the replay")

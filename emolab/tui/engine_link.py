@@ -1,133 +1,279 @@
-"""The chat screen's one way to the engine: commands out, events back as messages.
+"""The chat screen's one way to the engine: commands out, events and replies back as messages.
 
-Today the engine lives in this process and runs in thread workers (tui/worker.py), which
-post LoadProgress, EngineReady, LoadFailed, EngineEvents and GenerationEnded to the host
-screen. A link to an engine in a child process would keep these methods and post the
-same messages; nothing else in the console calls the engine.
+Two links keep the same methods and post the same messages (tui/worker.py):
+
+- ChildProcessLink, what `emolab chat` uses: the engine runs in a child process
+  (emolab/process/), so this process never imports torch, and the decode loop has every core.
+- InProcessLink: the engine in this process, in thread workers (`emolab chat --in-process`,
+  and the pilot tests, which reach into the engine).
+
+Every command is an entry of emolab.process.commands.COMMANDS, run the same way by both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict
 from functools import partial
 
 from textual.dom import DOMNode
 
-from emolab.core.conversation import PLAIN_TRANSCRIPT_NOTE
-from emolab.core.events import Event
+from emolab.core.errors import EmolabError
+from emolab.core.events import Token, TurnFinished, TurnStarted
 from emolab.core.sampling import Sampling
-from emolab.tui.worker import load_engine, stream_generation
+from emolab.process.commands import EngineSpec, command, engine_info, engine_status
+from emolab.process.wire import WireError, decode_events
+from emolab.tui.worker import (
+    CommandDone,
+    CommandFailed,
+    EngineDied,
+    EngineEvents,
+    EngineReady,
+    GenerationEnded,
+    LoadFailed,
+    LoadProgress,
+    load_engine,
+    stream_generation,
+)
 
-
-@dataclass(frozen=True)
-class SteeringChange:
-    """The steering state after a change, as the engine numbered it."""
-
-    version: int
-    state: dict[str, float]
+LinkFactory = Callable[[DOMNode], "EngineLink"]
 
 
 class EngineLink:
-    def __init__(self, host: DOMNode, loader: Callable) -> None:
-        self.host = host  # where the workers run and their messages go
-        self.loader = loader
-        self.engine = None  # set by attach(), once EngineReady arrives
+    """What both links share: the state the screen reads, and the commands by name."""
+
+    can_restart = False
+
+    def __init__(self, host: DOMNode) -> None:
+        self.host = host  # where the messages go (and the workers run)
+        self.info: dict | None = None  # set by attach(), once EngineReady arrives
+        self.status = {"context_used": 0, "has_reply": False}
+        self.sampling: Sampling | None = None
         self.generating = False
 
     @property
     def ready(self) -> bool:
-        return self.engine is not None
+        return self.info is not None
 
     @property
     def idle(self) -> bool:
         """Ready for a command that needs the engine to itself (chat, regenerate, new chat)."""
-        return self.engine is not None and not self.generating
+        return self.ready and not self.generating
 
-    def load(self) -> None:
-        self.host.run_worker(partial(load_engine, self.host.post_message, self.loader), thread=True,
-                             group="load", exclusive=True)
+    def attach(self, info: dict) -> None:
+        self.info = info
+        self.status = info["status"]
+        self.sampling = Sampling(**info["sampling"])
 
-    def attach(self, engine) -> None:
-        self.engine = engine
+    def update(self, status: dict | None) -> None:
+        if status is not None:
+            self.status = status
 
-    # -- generation -------------------------------------------------------------------------------
+    def saw(self, events) -> None:
+        """A batch of events: the context in use grows with the tokens as they arrive."""
+        positions = [event.position for event in events if isinstance(event, Token)]
+        if positions:
+            self.status = {**self.status, "context_used": positions[-1] + 1}
 
-    def chat(self, text: str) -> None:
-        self._generate(lambda: self.engine.chat(text))
-
-    def regenerate(self) -> None:
-        self._generate(self.engine.regenerate)
-
-    def branch_at(self, position: int) -> None:
-        """Write the reply on from its token at this context position, with the sliders as they are."""
-        self._generate(lambda: self.engine.branch_at(position))
-
-    def compare(self, other: dict[str, float] | None = None) -> None:
-        """Answer the last message twice: the sliders, and `other` (None: no steering)."""
-        self._generate(lambda: self.engine.compare(other))
-
-    def snapshot(self):
-        """The conversation as it is now, to come back to with use_history (a branch of the chat)."""
-        return self.engine.conversation.copy()
-
-    def compared_snapshot(self):
-        """After a compare: the conversation as it would go on with the second side's reply."""
-        return self.engine.compared.copy() if self.engine.compared is not None else None
-
-    def use_history(self, conversation) -> None:
-        self.engine.use_history(conversation)
-
-    def _generate(self, start: Callable[[], Iterator[Event]]) -> None:
-        self.generating = True
-        self.host.run_worker(partial(stream_generation, self.host.post_message, start), thread=True,
-                             group="generation", exclusive=True)
-
-    def ended(self) -> None:
+    def ended(self, status: dict | None) -> None:
         """GenerationEnded arrived: the engine is free."""
         self.generating = False
+        self.update(status)
+
+    def died(self) -> None:
+        self.info = None
+        self.generating = False
+
+    # -- commands ---------------------------------------------------------------------------------
+
+    def chat(self, text: str) -> None:
+        self.generate("chat", text=text)
+
+    def regenerate(self) -> None:
+        self.generate("regenerate")
+
+    def generate(self, name: str, **arguments) -> None:
+        self.generating = True
+        self._generate(name, arguments)
 
     def stop(self) -> bool:
         """End the reply after the token being computed; False if there is none."""
-        if self.engine is None or not self.generating:
+        if not self.ready or not self.generating:
             return False
-        self.engine.stop()
+        self.send("stop")
         return True
 
     def new_chat(self) -> None:
-        self.engine.reset()
+        self.send("new_chat")
+        self.status = {"context_used": 0, "has_reply": False}
+
+    def set_steering(self, emotion: str, strength: float) -> None:
+        """Applies from the next token; CommandDone("set_steering") carries the version and state."""
+        self.send("set_steering", emotion=emotion, strength=strength)
+
+    def replace_steering(self, strengths: dict[str, float]) -> None:
+        self.send("replace_steering", strengths=strengths)
+
+    def set_sampling(self, sampling: Sampling) -> None:
+        self.sampling = sampling
+        self.send("set_sampling", **asdict(sampling))
 
     @property
     def has_reply(self) -> bool:
-        return any(message["role"] == "assistant" for message in self.engine.conversation.messages)
-
-    # -- settings (any time, also while generating: they apply from the next token) -------------------
-
-    def set_steering(self, emotion: str, strength: float) -> SteeringChange:
-        self.engine.steering.set(emotion, strength)
-        return self._steering()
-
-    def replace_steering(self, strengths: dict[str, float]) -> SteeringChange:
-        self.engine.steering.update(strengths, replace=True)
-        return self._steering()
-
-    def _steering(self) -> SteeringChange:
-        snapshot = self.engine.steering.snapshot()
-        return SteeringChange(snapshot.version, snapshot.as_dict())
-
-    @property
-    def sampling(self) -> Sampling:
-        return self.engine.sampling
-
-    def set_sampling(self, sampling: Sampling) -> None:
-        self.engine.set_sampling(sampling)
-
-    # -- what the status bar shows ------------------------------------------------------------------
+        return self.status["has_reply"]
 
     def describe(self) -> str:
-        loaded = self.engine.loaded
-        plain = f" · {PLAIN_TRANSCRIPT_NOTE}" if loaded.prompt_format == "plain" else ""
-        return f"{loaded.reference} · {loaded.device.type} · {str(loaded.dtype).removeprefix('torch.')}{plain}"
+        return self.info["model"]
 
     def context(self) -> str:
-        return f"context {self.engine.context_used}/{self.engine.loaded.context_window}"
+        return f"context {self.status['context_used']}/{self.info['context_window']}"
+
+    # -- what each link does ------------------------------------------------------------------------
+
+    def load(self) -> None:
+        raise NotImplementedError
+
+    def restart(self) -> None:
+        raise NotImplementedError
+
+    def send(self, name: str, **arguments) -> None:
+        """Run a command that does not generate (at once, also while a reply streams)."""
+        raise NotImplementedError
+
+    def _generate(self, name: str, arguments: dict) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Quitting: end the reply after its current token; a child process ends."""
+        self.stop()
+
+
+class InProcessLink(EngineLink):
+    def __init__(self, host: DOMNode, loader: Callable, pack_path: str) -> None:
+        super().__init__(host)
+        self.loader = loader
+        self.pack_path = str(pack_path)
+        self.engine = None  # the Engine, for the tests that reach into it
+
+    def load(self) -> None:
+        def ready(engine) -> dict:
+            self.engine = engine
+            return engine_info(engine, self.pack_path)
+
+        self.host.run_worker(partial(load_engine, self.host.post_message, self.loader, ready), thread=True,
+                             group="load", exclusive=True)
+
+    def restart(self) -> None:
+        self.host.notify("the engine runs in this process (--in-process): there is nothing to restart")
+
+    def send(self, name: str, **arguments) -> None:
+        try:
+            result = command(name).run(self.engine, **arguments)
+        except EmolabError as error:
+            self.host.post_message(CommandFailed(name, str(error)))
+        else:
+            self.host.post_message(CommandDone(name, result, engine_status(self.engine)))
+
+    def _generate(self, name: str, arguments: dict) -> None:
+        start = partial(command(name).run, self.engine, **arguments)
+        self.host.run_worker(partial(stream_generation, self.host.post_message, start,
+                                     partial(engine_status, self.engine)),
+                             thread=True, group="generation", exclusive=True)
+
+
+class ChildProcessLink(EngineLink):
+    can_restart = True
+
+    def __init__(self, host: DOMNode, spec: EngineSpec) -> None:
+        from emolab.process.parent import Continuity
+
+        super().__init__(host)
+        self.spec = spec
+        self.child = None
+        self.continuity = Continuity()
+        self._reply: list[str] | None = None  # the streaming reply's pieces, kept if the engine dies
+
+    def load(self) -> None:
+        from emolab.process.parent import ChildEngine
+
+        self.child = ChildEngine(self.spec)
+        self.child.start()
+        self.host.run_worker(partial(self._read, self.child), thread=True, group="engine", exclusive=True)
+
+    def restart(self) -> None:
+        if self.child is not None and self.child.process.poll() is None:
+            self.host.notify("the engine is running")
+            return
+        self.load()
+
+    def send(self, name: str, **arguments) -> None:
+        command(name)  # an unknown name is a bug here, not in the child
+        self.child.send({"kind": "command", "name": name, "arguments": arguments})
+
+    def _generate(self, name: str, arguments: dict) -> None:
+        self._reply = []
+        self.send(name, **arguments)
+
+    def close(self) -> None:
+        if self.child is not None:
+            self.child.close()
+
+    def _read(self, child) -> None:
+        """Runs in a thread worker for the child's whole life: its messages become the screen's."""
+        from emolab.process.parent import died_mid_reply
+
+        post, continuity = self.host.post_message, self.continuity
+        load_failed = False
+        try:
+            for header, arrays in child.messages():
+                kind = header["kind"]
+                if kind == "events":
+                    events = [continuity.event(event) for event in decode_events(header, arrays)]
+                    self._follow(events)
+                    post(EngineEvents(events))
+                elif kind == "ended":
+                    self._reply = None
+                    post(GenerationEnded(header["error"], header["status"]))
+                elif kind == "done":
+                    result = header["result"]
+                    if isinstance(result, dict) and "version" in result:
+                        result = {**result, "version": continuity.version(result["version"])}
+                    post(CommandDone(header["name"], result, header["status"]))
+                elif kind == "failed":
+                    post(CommandFailed(header["name"], header["error"]))
+                elif kind == "progress":
+                    post(LoadProgress(header["stage"], header["done"], header["total"]))
+                elif kind == "ready":
+                    continuity.engine_ready(header["info"]["t"])
+                    post(EngineReady(header["info"]))
+                elif kind == "load_failed":
+                    load_failed = True
+                    post(LoadFailed(header["error"]))
+        except (WireError, KeyError) as error:
+            child.close()
+            post(EngineDied(f"the engine sent a message this console cannot read ({error})"))
+            return
+        if child.closing or load_failed:
+            return
+        if self._reply is not None:  # the child died mid-reply: end the turn with what arrived
+            post(EngineEvents([died_mid_reply(self._reply, continuity.last_t)]))
+            post(GenerationEnded(None, None))
+            self._reply = None
+        post(EngineDied(child.exit_reason()))
+
+    def _follow(self, events) -> None:
+        for event in events:
+            if isinstance(event, TurnStarted):
+                self._reply = []
+            elif isinstance(event, Token) and event.source == "reply" and self._reply is not None:
+                self._reply.append(event.text)
+            elif isinstance(event, TurnFinished):
+                self._reply = None
+
+
+def in_process(loader: Callable, pack_path) -> LinkFactory:
+    return lambda host: InProcessLink(host, loader, pack_path)
+
+
+def child_process(spec: EngineSpec) -> LinkFactory:
+    return lambda host: ChildProcessLink(host, spec)

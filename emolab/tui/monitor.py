@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emolab.core.pack import FALLBACK_ALERT_Z, WATCHED_EMOTIONS
+from emolab.core.pack_manifest import FALLBACK_ALERT_Z, WATCHED_EMOTIONS
 
 
 def default_thresholds(pack_thresholds: Mapping[str, float]) -> dict[str, float]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from emolab.core.documents import read_json
 from emolab.core.errors import EmolabError
-from emolab.core.pack import VectorPack
+from emolab.core.pack_manifest import PackManifest
 
 DEFAULT_PRESET = "presets/preset.json"
 
@@ -22,7 +22,7 @@ def write_preset(path: str | Path, values: dict[str, float]) -> Path:
     return path
 
 
-def read_preset(path: str | Path, pack: VectorPack) -> dict[str, float]:
+def read_preset(path: str | Path, pack: PackManifest) -> dict[str, float]:
     """A JSON object of emotion → strength, checked against the pack."""
     data = read_json(path, "preset")
     if not isinstance(data, dict) or not all(isinstance(v, (int, float)) for v in data.values()):

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from textual.screen import Screen
 
-from emolab.core.pack import VectorPack
+from emolab.core.pack_manifest import PackManifest
 from emolab.core.session.format import SessionData
 from emolab.tui.app import ConsoleApp
 from emolab.tui.screens.replay import ReplayScreen
 
 
 class ReplayApp(ConsoleApp):
-    def __init__(self, pack: VectorPack, data: SessionData, *, autoplay: bool = True,
+    def __init__(self, pack: PackManifest, data: SessionData, *, autoplay: bool = True,
                  keymap: dict[str, str] | None = None) -> None:
         super().__init__(keymap=keymap)
         self.pack, self.data, self.autoplay = pack, data, autoplay

@@ -1,7 +1,8 @@
 """The steering controller: the sliders, the engine's steering and the session, kept in step.
 
 Every change of the steering (a slider, a reset, a preset) goes through here, so each one
-reaches the engine (from its next token on) and is recorded the same way.
+reaches the engine (from its next token on) and is recorded the same way: a slider's change
+when the engine reports the version it numbered it with (the engine may be in another process).
 """
 
 from __future__ import annotations
@@ -23,12 +24,11 @@ class SteeringController:
         if not self.link.ready:
             self.view.notify("the model is still loading", severity="warning")
             return
-        try:
-            change = self.link.set_steering(emotion, strength)
-        except EmolabError as error:
-            self.view.notify(str(error), severity="error")
-            return
-        self.recorder.record_steering(emotion, strength, change.version, change.state)
+        self.link.set_steering(emotion, strength)
+
+    def applied(self, change: dict) -> None:
+        """The engine's answer to set_steering: its version and state, from the next token on."""
+        self.recorder.record_steering(change["emotion"], change["strength"], change["version"], change["state"])
 
     def reset(self) -> None:
         self.view.show_steering({})

@@ -14,7 +14,7 @@ from textual.reactive import reactive
 from textual.widgets import Input
 
 from emolab.core.events import Event
-from emolab.core.pack import VectorPack
+from emolab.core.pack_manifest import PackManifest
 from emolab.core.valence import valence_axis
 from emolab.tui.monitor import Alert, Monitor
 from emolab.tui.turns import TokenView, TurnLog
@@ -44,7 +44,7 @@ class ConsoleView(Vertical):
 
     smoothed: reactive[bool] = reactive(True, init=False)  # alerts always use smoothed readouts: calibrated so
 
-    def __init__(self, pack: VectorPack, *, pinned: list[str] | None = None,
+    def __init__(self, pack: PackManifest, *, pinned: list[str] | None = None,
                  thresholds: dict[str, float] | None = None, top_k: int = 8) -> None:
         super().__init__()
         self.pack = pack

@@ -1,13 +1,11 @@
-"""The engine's thread side: loading the model and running generations, posting messages.
+"""The messages an engine link posts to its screen, and the in-process link's thread work.
 
-Only `post_message` crosses threads (it is thread-safe and never blocks), so a slow
-screen never slows the decode loop. Events are batched when they come faster than
-the screen needs them (a prompt's tokens arrive all at once).
+Only `post_message` crosses threads (it is thread-safe and never blocks), so a slow screen
+never slows the decode loop. Both links post the same messages.
 """
 
 from __future__ import annotations
 
-import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,9 +13,8 @@ from dataclasses import dataclass
 from textual.message import Message
 
 from emolab.core.errors import EmolabError
-from emolab.core.events import Event, Token
-
-BATCH_SECONDS = 0.03
+from emolab.core.events import Event
+from emolab.process.commands import stream
 
 
 @dataclass
@@ -29,7 +26,7 @@ class LoadProgress(Message):
 
 @dataclass
 class EngineReady(Message):
-    engine: object  # an emolab.core.engine.Engine, handed to the screen's EngineLink
+    info: dict  # emolab.process.commands.engine_info: the status bar's line, the session's metadata
 
 
 @dataclass
@@ -45,37 +42,42 @@ class EngineEvents(Message):
 @dataclass
 class GenerationEnded(Message):
     error: str | None
+    status: dict | None  # engine_status after the generation; None if the engine died
 
 
-def load_engine(post: Callable[[Message], object], loader: Callable) -> None:
-    """Runs in a thread worker: `loader(progress)` returns a ready Engine."""
+@dataclass
+class CommandDone(Message):
+    name: str
+    result: object
+    status: dict
+
+
+@dataclass
+class CommandFailed(Message):
+    name: str
+    error: str
+
+
+@dataclass
+class EngineDied(Message):
+    reason: str  # one line
+
+
+def load_engine(post: Callable[[Message], object], loader: Callable, ready: Callable[[object], dict]) -> None:
+    """Runs in a thread worker: `loader(progress)` returns a ready Engine; `ready(engine)` its info."""
     try:
         engine = loader(lambda stage, done, total: post(LoadProgress(stage, done, total)))
+        info = ready(engine)
     except EmolabError as error:
         post(LoadFailed(str(error)))
     except Exception as error:  # noqa: BLE001 - anything else is a bug: show it rather than hang in "loading"
         post(LoadFailed(f"{type(error).__name__}: {error} ({traceback.format_exc(limit=1).splitlines()[-1]})"))
     else:
-        post(EngineReady(engine))
+        post(EngineReady(info))
 
 
-def stream_generation(post: Callable[[Message], object], start: Callable[[], Iterator[Event]]) -> None:
+def stream_generation(post: Callable[[Message], object], start: Callable[[], Iterator[Event]],
+                      status: Callable[[], dict]) -> None:
     """Runs in a thread worker: iterate the engine's events and post them in small batches."""
-    batch: list[Event] = []
-    last_post = time.perf_counter()
-    error = None
-    try:
-        for event in start():
-            batch.append(event)
-            now = time.perf_counter()
-            if not isinstance(event, Token) or now - last_post >= BATCH_SECONDS:
-                post(EngineEvents(batch))
-                batch, last_post = [], now
-    except EmolabError as failure:
-        error = str(failure)
-    except Exception as failure:  # noqa: BLE001 - a bug: report it in the UI instead of dying silently
-        error = f"{type(failure).__name__}: {failure}"
-    finally:
-        if batch:
-            post(EngineEvents(batch))
-        post(GenerationEnded(error))
+    error = stream(start, lambda batch: post(EngineEvents(batch)))
+    post(GenerationEnded(error, status()))

@@ -1,4 +1,5 @@
-"""Pilot helpers: the app under test runs a real engine on a tiny model in a thread worker."""
+"""Pilot helpers: the app under test runs a real engine on a tiny model, in process (InProcessLink),
+so that a test can reach into the engine; tests/tui/test_engine_process.py runs it in a child."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 from emolab.core.engine import Engine
 from emolab.core.sampling import Sampling
 from emolab.tui.app import EmolabApp
+from emolab.tui.engine_link import in_process
 
 
 async def wait_until(pilot, predicate, timeout: float = 20.0, what: str = "condition") -> None:
@@ -33,7 +35,7 @@ def make_app(model, pack, *, sampling: Sampling | None = None, thresholds=None, 
             engine_hook(engine)
         return engine
 
-    return EmolabApp(pack, loader, model_label="tiny-llama", thresholds=thresholds, keymap=kwargs.pop("keymap", {}),
+    return EmolabApp(pack, in_process(loader, pack.path), model_label="tiny-llama", thresholds=thresholds, keymap=kwargs.pop("keymap", {}),
                      **kwargs)
 
 

@@ -2,13 +2,13 @@
 
 import json
 
-from emolab.core.session import SessionRecorder, load_session, session_meta
+from emolab.core.session import SessionRecorder, load_session
 from tests.tui.helpers import make_app, ready, send, settle
 
 
 def recording_app(tmp_path, tiny_model, tiny_pack, **kwargs):
     path = tmp_path / "sessions" / "chat.json"
-    factory = lambda engine: SessionRecorder(path, session_meta(engine, tiny_pack.path))  # noqa: E731
+    factory = lambda meta: SessionRecorder(path, meta)  # noqa: E731
     return make_app(tiny_model, tiny_pack, recorder_factory=factory, **kwargs), path
 
 

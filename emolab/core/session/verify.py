@@ -17,6 +17,10 @@ from emolab.core.sampling import Sampling
 from emolab.core.session.format import SessionData
 
 REPLAYED_NOTES = {"regenerate", "new_chat", "sampling", "branch", "compare", "history"}
+# Replies that ended before the engine chose to end them: replayed up to their recorded length.
+# `engine_died`: the engine's process died mid-reply; the session kept what had arrived, and a
+# new chat followed (the restarted engine's), so the token that stop discards does not matter.
+CUT_SHORT = {"stopped", "engine_died"}
 
 
 @dataclass
@@ -108,7 +112,7 @@ def _replay(data: SessionData, engine: Engine) -> list[Token]:
             steering = details["steering"]
             events = engine.compare(steering[1], steering=steering[0], mode=details.get("mode") or "auto")
         length, finish = recorded[finished]  # the one reply, or a compare's first to end: stopped alike
-        if finish == "stopped" and length == 0:
+        if finish in CUT_SHORT and length == 0:
             engine.stop()
         replies, lane_of = 0, {}
         for event in events:
@@ -119,7 +123,7 @@ def _replay(data: SessionData, engine: Engine) -> list[Token]:
                 replayed.append(event)
                 if event.source == "reply" and lane in (None, 0):
                     replies += 1
-                    if finish == "stopped" and replies == length:
+                    if finish in CUT_SHORT and replies == length:
                         engine.stop()  # the engine then samples and discards one token, as it did live
             elif isinstance(event, TurnFinished):
                 lane_of[finished] = lane

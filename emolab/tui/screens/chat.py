@@ -1,7 +1,9 @@
 """The chat screen: talk to the model, steer it with the sliders, record the session.
 
 The screen never calls the model itself: it sends commands through an EngineLink and
-shows the events that come back, through the console view it shares with the replay.
+shows the events that come back, through the console view it shares with the replay. The
+engine may die (it runs in a child process): the screen says so, keeps the transcript and the
+session, and one key starts it again.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from textual.app import SystemCommand
 from textual.binding import BindingsMap
 from textual.widgets import Input, TextArea
 
-from emolab.core.pack import VectorPack
+from emolab.core.pack_manifest import PackManifest
 from emolab.core.recording import NotRecording, SessionSink
 from emolab.tui import bindings as keys
-from emolab.tui.engine_link import EngineLink
+from emolab.tui.engine_link import LinkFactory
 from emolab.tui.keymap import KeyRow, key_rows
 from emolab.tui.presets import DEFAULT_PRESET
 from emolab.tui.screens.console import ConsoleScreen
@@ -31,6 +33,9 @@ from emolab.tui.view import ConsoleView
 from emolab.tui.widgets.slider import FloatSlider
 from emolab.tui.widgets.steering_panel import SteeringPanel
 from emolab.tui.worker import (
+    CommandDone,
+    CommandFailed,
+    EngineDied,
     EngineEvents,
     EngineReady,
     GenerationEnded,
@@ -41,10 +46,10 @@ from emolab.tui.worker import (
 
 @dataclass(frozen=True)
 class ChatSettings:
-    pack: VectorPack
-    loader: Callable  # loader(progress) → a ready Engine, run in a thread worker
+    pack: PackManifest
+    link: LinkFactory  # engine_link.child_process(spec) or in_process(loader, pack path)
     model_label: str
-    recorder_factory: Callable[[object], SessionSink] | None = None
+    recorder_factory: Callable[[dict], SessionSink] | None = None  # called with the session's metadata
     pinned: list[str] | None = None
     thresholds: dict[str, float] | None = None
 
@@ -52,7 +57,7 @@ class ChatSettings:
 class ChatScreen(ConsoleScreen):
     BINDINGS: ClassVar = [keys.QUIT, keys.STOP, keys.NEW_CHAT, keys.REGENERATE, keys.SEARCH_EMOTIONS,
                           keys.RESET_STEERING, keys.EDIT_SAMPLING, keys.CYCLE_TINT, *keys.HIDDEN_VIEW_KEYS,
-                          keys.SAVE_SESSION]
+                          keys.SAVE_SESSION, keys.RESTART_ENGINE]
     HELP = CHAT_HELP
 
     def __init__(self, settings: ChatSettings) -> None:
@@ -62,7 +67,8 @@ class ChatScreen(ConsoleScreen):
         thresholds = default_thresholds(pack.alert_thresholds) if settings.thresholds is None else settings.thresholds
         super().__init__(ConsoleView(pack, pinned=settings.pinned, thresholds=thresholds))
         self.settings = settings
-        self.link = EngineLink(self, settings.loader)
+        self.link = settings.link(self)
+        self.engines_started = 0  # a second EngineReady is a restarted engine
         self.recorder: SessionSink = NotRecording()  # until the engine exists to describe
         self.steering = SteeringController(self.link, self.view)
 
@@ -82,13 +88,17 @@ class ChatScreen(ConsoleScreen):
 
     @on(EngineReady)
     def _ready(self, message: EngineReady) -> None:
-        # The model and its libraries are millions of long-lived objects: keep them out of the
+        # The model's objects (in-process) and the console's own are long-lived: keep them out of the
         # garbage collector's full passes, which otherwise stall the screen for hundreds of ms.
         gc.freeze()
-        self.link.attach(message.engine)
-        if self.settings.recorder_factory is not None:
+        sampling = self.link.sampling
+        self.link.attach(message.info)
+        self.engines_started += 1
+        if self.engines_started > 1:
+            self._restarted(sampling)
+        elif self.settings.recorder_factory is not None:
             try:
-                self.recorder = self.settings.recorder_factory(message.engine)
+                self.recorder = self.settings.recorder_factory(message.info["meta"])
             except OSError as error:
                 self.notify(f"cannot record the session: {error}", severity="error", timeout=30)
         self.steering.recorder = self.recorder
@@ -107,6 +117,43 @@ class ChatScreen(ConsoleScreen):
     def _load_failed(self, message: LoadFailed) -> None:
         self.view.status.model = "model failed to load"
         self.notify(message.error, title="cannot load the model", severity="error", timeout=30)
+
+    # -- the engine's process -------------------------------------------------------------------------
+
+    @on(EngineDied)
+    def _died(self, message: EngineDied) -> None:
+        """One line says so; the transcript stays, and the session keeps every token that arrived."""
+        self.link.died()
+        restart = self._keys_of("restart_engine")
+        self.view.status.state = ""
+        self.view.status.model = f"engine stopped: {message.reason} ({restart} restarts it)"
+        self.notify(f"{message.reason}; the transcript and the session are kept. {restart} restarts the engine.",
+                    title="the engine stopped", severity="error", timeout=30)
+        prompt = self.view.prompt
+        prompt.disabled = True
+        prompt.placeholder = f"the engine stopped: {restart} restarts it"
+        self.recorder.record_note("engine_died", reason=message.reason)
+        self.recorder.save()
+
+    def action_restart_engine(self) -> None:
+        if self.link.ready:
+            self.notify("the engine is running")
+            return
+        self.view.status.model = f"{self.settings.model_label} (restarting…)"
+        self.link.restart()
+
+    def _restarted(self, sampling) -> None:
+        """A new engine knows no conversation: a new chat starts, with the sliders and sampling as they are."""
+        self.recorder.record_note("engine_restarted")
+        self.recorder.record_note("new_chat")  # what `replay --verify` does here too: reset the engine
+        self.view.turn_log.end_turn()
+        self.link.replace_steering(self.view.side.steering.values())
+        if sampling is not None and sampling != self.link.sampling:
+            self.link.set_sampling(sampling)
+        self.notify("the engine is back; the conversation starts anew (the transcript above stays)", title="engine")
+
+    def _keys_of(self, action: str) -> str:
+        return next((row.keys for row in key_rows(self._bindings, self.app.keymap) if row.action == action), action)
 
     # -- chatting -------------------------------------------------------------------------------------
 
@@ -130,12 +177,15 @@ class ChatScreen(ConsoleScreen):
             self.recorder.record_event(event)
         for alert in self.view.show(message.events):
             self.recorder.record_note("alert", **alert.__dict__)
+        self.link.saw(message.events)
         self.view.status.context = self.link.context()
 
     @on(GenerationEnded)
     def _ended(self, message: GenerationEnded) -> None:
-        self.link.ended()
+        self.link.ended(message.status)
         self.view.status.state = ""
+        if self.link.ready:
+            self.view.status.context = self.link.context()
         if message.error:
             self.notify(message.error, title="generation failed", severity="error", timeout=15)
         self.recorder.save()
@@ -151,9 +201,21 @@ class ChatScreen(ConsoleScreen):
         prompt.insert_text_at_cursor(event.character)
         event.stop()
 
+    @on(CommandDone)
+    def _done(self, message: CommandDone) -> None:
+        self.link.update(message.status)
+        if self.link.ready:
+            self.view.status.context = self.link.context()
+        if message.name == "set_steering":
+            self.steering.applied(message.result)
+
+    @on(CommandFailed)
+    def _failed(self, message: CommandFailed) -> None:
+        self.notify(message.error, severity="error")
+
     def close(self) -> Path | None:
-        """Quitting: end the reply after its current token, and the recording; returns the session file."""
-        self.link.stop()
+        """Quitting: end the engine (a child process ends), and the recording; returns the session file."""
+        self.link.close()
         return self.recorder.close()
 
     # -- steering -------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from emolab.core.events import Token, TurnStarted
-from emolab.core.pack import VectorPack
+from emolab.core.pack_manifest import PackManifest
 from emolab.core.session.format import SessionData, session_events
 from emolab.tui import bindings as keys
 from emolab.tui.screens.console import ConsoleScreen
@@ -36,7 +36,7 @@ class ReplayScreen(ConsoleScreen):
                           *keys.HIDDEN_VIEW_KEYS]
     HELP = REPLAY_HELP
 
-    def __init__(self, pack: VectorPack, data: SessionData, *, autoplay: bool = True) -> None:
+    def __init__(self, pack: PackManifest, data: SessionData, *, autoplay: bool = True) -> None:
         alerts = data.alert_notes()
         super().__init__(ConsoleView(pack, thresholds={note["emotion"]: note["threshold"] for note in alerts}))
         self.data = data

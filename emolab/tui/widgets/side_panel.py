@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from emolab.core.pack import VectorPack
+from emolab.core.pack_manifest import PackManifest
 from emolab.core.readouts import strongest
 from emolab.tui.monitor import Alert
 from emolab.tui.widgets.heat_strip import HeatStrip
@@ -19,7 +19,7 @@ SHOWN_ALERTS = 3
 
 
 class SidePanel(VerticalScroll):
-    def __init__(self, pack: VectorPack, pinned: list[str], *, id: str | None = None) -> None:
+    def __init__(self, pack: PackManifest, pinned: list[str], *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.pack = pack
         self.pinned_start = pinned

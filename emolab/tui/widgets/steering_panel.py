@@ -10,7 +10,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Static
 
-from emolab.core.pack import SliderRange
+from emolab.core.pack_manifest import SliderRange
 from emolab.tui.widgets.slider import FloatSlider
 
 

@@ -1,0 +1,1 @@
+"""The engine behind the console: one table of commands, the wire format, and the child process."""
