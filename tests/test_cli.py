@@ -126,6 +126,10 @@ def test_probe_reads_stdin_as_json(tiny_model_dir, tiny_pack):
     assert result.exit_code == 0, result.output
     tokens = [json.loads(line) for line in result.output.splitlines()]
     assert tokens and all(t["type"] == "token" and list(t["probe"]) == EMOTIONS for t in tokens)
+    assert all(list(t["smoothed"]) == EMOTIONS for t in tokens)  # the console's readout, same keys
+    first, second = tokens[0], tokens[1]
+    assert all(abs(first["smoothed"][e] - first["probe"][e] * (1 - 2 ** -0.25)) < 2e-4 for e in EMOTIONS)
+    assert second["smoothed"] != second["probe"]
     assert "".join(t["text"] for t in tokens) == "The train was late again."
 
 

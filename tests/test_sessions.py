@@ -313,9 +313,34 @@ def test_export_writes_a_valid_png_svg_csv_and_markdown(tmp_path, session_file):
     with (out / "t.csv").open() as handle:
         rows = list(csv_module.reader(handle))
     data, _ = load_session(session_file)
-    assert rows[0][:6] == ["index", "position", "token_id", "text", "source", "t_ms"] and rows[0][6:] == data.emotions
+    emotions = len(data.emotions)
+    assert rows[0][:6] == ["index", "position", "token_id", "text", "source", "t_ms"]
+    assert rows[0][6:6 + emotions] == data.emotions  # the recorded raw readouts, then the smoothed ones
+    assert rows[0][6 + emotions:] == [f"smoothed:{name}" for name in data.emotions]
     assert len(rows) == data.token_count + 1
-    assert "**user:** hello" in (out / "t.md").read_text()
+    markdown = (out / "t.md").read_text()
+    assert "**user:** hello" in markdown and "smoothed over 4 tokens" in markdown
+
+
+def test_export_smooths_as_the_console_did_and_raw_on_request(tmp_path, session_file):
+    import csv as csv_module
+
+    from emolab.core.smoothing import smooth, turn_starts
+
+    data, _ = load_session(session_file)
+    raw = data.probe_matrix().astype(np.float32)
+    expected = smooth(raw, 4, turn_starts(data.columns["source"]))  # the tiny pack has no alerts.json: the default
+    result = CliRunner().invoke(main, ["export", str(session_file), "--csv", str(tmp_path / "s.csv")])
+    assert result.exit_code == 0, result.output
+    with (tmp_path / "s.csv").open() as handle:
+        rows = list(csv_module.reader(handle))[1:]
+    emotions = len(data.emotions)
+    smoothed = np.array([[float(v) for v in row[6 + emotions:]] for row in rows])
+    np.testing.assert_allclose(smoothed, expected, atol=1e-3)
+    plain = CliRunner().invoke(main, ["export", str(session_file), "--raw", "--csv", str(tmp_path / "r.csv")])
+    assert plain.exit_code == 0
+    with (tmp_path / "r.csv").open() as handle:
+        assert len(next(csv_module.reader(handle))) == 6 + emotions
 
 
 def test_export_errors(tmp_path, session_file):

@@ -10,6 +10,7 @@ import numpy as np
 from emolab.core.errors import EmolabError
 from emolab.core.readouts import strongest
 from emolab.core.session.format import SessionData
+from emolab.core.smoothing import DEFAULT_HALF_LIFE, smooth, turn_starts
 
 MARKDOWN_TOKENS_PER_TURN = 400  # a transcript stays readable; the CSV has every token
 
@@ -39,13 +40,29 @@ def choose_emotions(data: SessionData, requested: list[str] | None, count: int =
     return [data.emotions[i] for i in np.argsort(-activity, kind="stable")[:count]]
 
 
-def plot_timeline(data: SessionData, out: Path, emotions: list[str]) -> Path:
+def session_half_life(data: SessionData) -> float:
+    """The smoothing the console showed this session with: its pack's, or the default if the pack is gone."""
+    from emolab.core.pack import load_pack
+
+    try:
+        return load_pack(data.meta["pack"]["path"]).smoothing_half_life
+    except EmolabError:
+        return DEFAULT_HALF_LIFE
+
+
+def readouts(data: SessionData, half_life: float) -> np.ndarray:
+    """The recorded raw readouts [T, E], smoothed as the console showed them (half-life 0: raw)."""
+    raw = data.probe_matrix().astype(np.float32)
+    return smooth(raw, half_life, turn_starts(data.columns["source"])) if half_life > 0 and len(raw) else raw
+
+
+def plot_timeline(data: SessionData, out: Path, emotions: list[str], half_life: float = 0.0) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
-    probes = data.probe_matrix().astype(np.float32)
+    probes = readouts(data, half_life)
     indices = np.array(data.columns["index"])
     figure, axis = plt.subplots(figsize=(12, 4.5), dpi=120)
     columns = [data.emotions.index(name) for name in emotions]
@@ -63,7 +80,7 @@ def plot_timeline(data: SessionData, out: Path, emotions: list[str]) -> Path:
             axis.annotate(f"{change['emotion']} {change['strength']:+.2f}", (change["first_token"], axis.get_ylim()[1]),
                           rotation=90, va="top", ha="right", fontsize=7, color="#c0392b")
     axis.set_xlabel("token (blue: prompt; dashed: steering change)")
-    axis.set_ylabel("readout (z vs neutral text)")
+    axis.set_ylabel(f"readout (z), smoothed over {half_life:g} tokens" if half_life > 0 else "readout (z), raw")
     axis.set_title(f"{data.meta['model']['id']} · pack {data.meta['pack']['name']} · {data.meta['created']}", fontsize=9)
     axis.legend(loc="upper left", fontsize=8, ncol=min(6, len(emotions)))
     figure.tight_layout()
@@ -73,28 +90,33 @@ def plot_timeline(data: SessionData, out: Path, emotions: list[str]) -> Path:
     return out
 
 
-def write_csv(data: SessionData, out: Path) -> Path:
+def write_csv(data: SessionData, out: Path, half_life: float = 0.0) -> Path:
+    """The recorded raw readouts, one column per emotion, and with a half-life the smoothed ones after them."""
     probes = data.probe_matrix().astype(np.float32)
+    smoothed = readouts(data, half_life) if half_life > 0 else None
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["index", "position", "token_id", "text", "source", "t_ms", *data.emotions])
+        extra = [f"smoothed:{name}" for name in data.emotions] if smoothed is not None else []
+        writer.writerow(["index", "position", "token_id", "text", "source", "t_ms", *data.emotions, *extra])
         columns = data.columns
         for row in range(data.token_count):
             writer.writerow([columns["index"][row], columns["position"][row], columns["token_id"][row],
                              columns["text"][row], columns["source"][row], columns["t_ms"][row],
-                             *(f"{value:.3f}" for value in probes[row])])
+                             *(f"{value:.3f}" for value in probes[row]),
+                             *(f"{value:.3f}" for value in (smoothed[row] if smoothed is not None else ()))])
     return out
 
 
-def write_markdown(data: SessionData, out: Path, top_k: int = 3) -> Path:
+def write_markdown(data: SessionData, out: Path, top_k: int = 3, half_life: float = 0.0) -> Path:
     """The transcript in recorded order; each reply says which branch of its message it is, what it
     kept of the reply it branches, and which side of a compare it is."""
-    probes = data.probe_matrix().astype(np.float32)
+    probes = readouts(data, half_life)
     columns = data.columns
     lines = [f"# Session {data.meta['created']}", "",
              f"Model `{data.meta['model']['id']}`, pack `{data.meta['pack']['name']}`, sampling "
-             f"{data.meta['sampling']}.", ""]
+             f"{data.meta['sampling']}. Readouts "
+             + (f"smoothed over {half_life:g} tokens." if half_life > 0 else "raw, per token."), ""]
     for turn in data.turns:
         if turn["role"] == "user":
             lines += [f"**user:** {turn['text']}", ""]
