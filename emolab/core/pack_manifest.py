@@ -2,12 +2,9 @@
 
 The console's process never imports torch (the engine runs in a child process), yet it needs
 the pack's emotions, slider range, geometry and alert thresholds to draw its window at once.
-This reads `manifest.json` and `alerts.json` with the same checks as `core/pack.load_pack`;
-the child loads the tensors. A VectorPack has every attribute a PackManifest has, so the
-console takes either.
-
-pack.py (the lead's file) still holds its own copy of these readers and constants; it can
-import them from here instead.
+This reads and checks `manifest.json` and `alerts.json`, for the console and for
+`core/pack.load_pack` alike; a VectorPack is a PackManifest with the tensors, so the console
+takes either.
 """
 
 from __future__ import annotations
