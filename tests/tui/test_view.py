@@ -44,14 +44,14 @@ async def test_the_view_shows_raw_or_smoothed_readouts_but_alerts_on_smoothed_on
         await pilot.pause()
         assert [(a.emotion, a.token_index) for a in alerts] == [("afraid", 2)]  # raw 5.0 at token 1 is no alert
         assert "afraid" in str(view.query_one("#alerts").render())
-        assert view.status.readouts.startswith("smoothed")
+        assert view.status.readouts.startswith("smooth h=")
         strip = view.side.strip
         np.testing.assert_array_equal(np.stack(strip.history), np.stack(smooth))
         assert dict(view.query_one("SignedBars").rows)["afraid"] == 2.0  # the live token, smoothed
 
         view.smoothed = False  # Ctrl+E
         await pilot.pause()
-        assert view.status.readouts == "raw readouts" and not view.transcript.smoothed
+        assert view.status.readouts == "raw" and not view.transcript.smoothed
         np.testing.assert_array_equal(np.stack(strip.history), np.stack(raw))
         assert dict(view.query_one("SignedBars").rows)["afraid"] == 0.5
 

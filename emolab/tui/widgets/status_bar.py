@@ -19,5 +19,5 @@ class StatusBar(Widget):
     readouts: reactive[str] = reactive("")  # smoothed (and how much) or raw
 
     def render(self) -> Text:
-        parts = [self.state, self.model, self.pack, self.readouts, self.speed, self.context, self.session]
+        parts = [self.state, self.model, self.pack, self.speed, self.context, self.readouts, self.session]
         return Text("  ·  ".join(part for part in parts if part), no_wrap=True, overflow="ellipsis")
