@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 
 from emolab.core.pack import LayerData, ProbeData
@@ -138,7 +137,3 @@ def choose(scores: Sequence[CandidateScore]) -> CandidateScore:
     """The fixed rule: best top-5 (then top-1) among hub-free candidates, or among all if none is."""
     hub_free = [score for score in scores if score.hub_over_uniform <= HUB_LIMIT] or list(scores)
     return max(hub_free, key=lambda score: (score.top5, score.top1))
-
-
-def mean_over(values: np.ndarray) -> float:
-    return float(np.mean(values)) if len(values) else float("nan")

@@ -209,7 +209,7 @@ def parse(text: str, path: Path) -> object:
 def session_events(data: SessionData, half_life: float = DEFAULT_HALF_LIFE) -> list:
     """The recorded stream again, as engine events in order (for replay), smoothed as it was live:
     a branch starts with BranchStarted, and a compare's tokens come as LaneEvents of its two lanes."""
-    from emolab.core.events import BranchStarted, CompareFinished, CompareStarted, LaneEvent, Token, TurnStarted
+    from emolab.core.events import BranchStarted, CompareStarted, LaneEvent, Token, TurnStarted
 
     columns = data.columns
     probes = data.probe_matrix().astype(np.float32)
@@ -227,6 +227,16 @@ def session_events(data: SessionData, half_life: float = DEFAULT_HALF_LIFE) -> l
         lane = (turn.get("compare") or {}).get("lane")
         events.append(finish_event if lane is None else LaneEvent(lane, finish_event))
 
+    def close(reply: int | None, compare: dict | None) -> None:
+        """End the reply being shown, and a compare's lanes still writing, where the recording did not."""
+        if reply is not None and reply not in finished and turns.get(reply):
+            finish(reply)
+        if compare is not None:
+            for lane_turn in compare["turns"]:
+                if lane_turn not in finished:
+                    finish(lane_turn)
+            events.append(_compare_finished(data, compare, events))
+
     for row in range(data.token_count):
         owner = columns["turn"][row]
         turn = turns.get(owner, {})
@@ -234,15 +244,8 @@ def session_events(data: SessionData, half_life: float = DEFAULT_HALF_LIFE) -> l
         t = columns["t_ms"][row] / 1000
         compare = turn.get("compare")
         if owner != open_turn and not (compare and compare_open is not None and compare["group"] == compare_open["group"]):
-            if open_turn is not None and open_turn not in finished and turns.get(open_turn):
-                finish(open_turn)
-            if compare_open is not None:
-                for lane_turn in compare_open["turns"]:
-                    if lane_turn not in finished:
-                        finish(lane_turn)
-                events.append(_compare_finished(data, compare_open, events))
-                compare_open = None
-            open_turn = None
+            close(open_turn, compare_open)
+            open_turn, compare_open = None, None
             if compare:
                 group = [other["id"] for other in data.turns
                          if (other.get("compare") or {}).get("group") == compare["group"]]
@@ -265,13 +268,7 @@ def session_events(data: SessionData, half_life: float = DEFAULT_HALF_LIFE) -> l
         events.append(token if not compare else LaneEvent(compare["lane"], token))
         if compare and source == "reply" and row == data.reply_rows(turn)[-1] and owner not in finished:
             finish(owner)
-    if open_turn is not None and open_turn not in finished and turns.get(open_turn):
-        finish(open_turn)
-    if compare_open is not None:
-        for lane_turn in compare_open["turns"]:
-            if lane_turn not in finished:
-                finish(lane_turn)
-        events.append(_compare_finished(data, compare_open, events))
+    close(open_turn, compare_open)
     return events
 
 
