@@ -40,8 +40,7 @@ def main() -> None:
 
     pack = load_pack(pack_path(args.pack))
     loaded = load_model(pack.model_id, dtype=args.dtype)
-    engine = Engine(loaded, pack, sampling=Sampling(temperature=0, max_tokens=args.tokens),
-                    decode_threads=args.threads)
+    engine = Engine(loaded, pack, sampling=Sampling(temperature=0, max_tokens=args.tokens), decode_threads=args.threads)
     engine._eos_ids = set()
     engine.steering.update({"happy": 0.1, "calm": 0.05})
     list(engine.chat(PROMPT))  # warm up, and a reply to answer again
@@ -59,14 +58,18 @@ def main() -> None:
         runs["compare, interleaved"].append(compare("interleaved"))
 
     print(machine())
-    print(f"model {loaded.reference} · {dtype_name(loaded.dtype)} · decoder {engine.decoder.name} "
-          f"({engine.decoder.matmul}) · {args.tokens} tokens per lane · decode threads "
-          f"{args.threads or torch.get_num_threads()} · median of {args.repeats}")
+    print(
+        f"model {loaded.reference} · {dtype_name(loaded.dtype)} · decoder {engine.decoder.name} "
+        f"({engine.decoder.matmul}) · {args.tokens} tokens per lane · decode threads "
+        f"{args.threads or torch.get_num_threads()} · median of {args.repeats}"
+    )
     single_speed = statistics.median(runs["single reply"])
     for name, speeds in runs.items():
         median = statistics.median(speeds)
-        print(f"  {name:<22} {median:6.1f} tok/s   ({median / single_speed:.2f}× one reply; "
-              f"runs {', '.join(f'{s:.1f}' for s in speeds)})")
+        print(
+            f"  {name:<22} {median:6.1f} tok/s   ({median / single_speed:.2f}× one reply; "
+            f"runs {', '.join(f'{s:.1f}' for s in speeds)})"
+        )
 
 
 if __name__ == "__main__":

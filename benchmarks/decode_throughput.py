@@ -33,8 +33,16 @@ from emolab.core.pack import load_pack
 from emolab.core.sampling import Sampling
 
 PROMPT = "Write a long story about a lighthouse keeper who finds a message in a bottle."
-STEERING = {"desperate": 0.05, "calm": 0.05, "happy": 0.05, "sad": -0.05, "afraid": 0.05, "angry": -0.05,
-            "loving": 0.05, "hostile": -0.05}
+STEERING = {
+    "desperate": 0.05,
+    "calm": 0.05,
+    "happy": 0.05,
+    "sad": -0.05,
+    "afraid": 0.05,
+    "angry": -0.05,
+    "loving": 0.05,
+    "hostile": -0.05,
+}
 
 
 def main() -> None:
@@ -61,15 +69,21 @@ def main() -> None:
         raise RuntimeError("no end event")
 
     def generate_run(model: LoadedModel) -> float:
-        text = model.tokenizer.apply_chat_template([{"role": "user", "content": PROMPT}],
-                                                   add_generation_prompt=True, tokenize=False)
+        text = model.tokenizer.apply_chat_template(
+            [{"role": "user", "content": PROMPT}], add_generation_prompt=True, tokenize=False
+        )
         prompt_ids = model.tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
 
         def timed(new_tokens: int) -> float:
             with torch.inference_mode():
                 began = time.perf_counter()
-                model.model.generate(prompt_ids, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                                     do_sample=False, pad_token_id=model.tokenizer.pad_token_id)
+                model.model.generate(
+                    prompt_ids,
+                    max_new_tokens=new_tokens,
+                    min_new_tokens=new_tokens,
+                    do_sample=False,
+                    pad_token_id=model.tokenizer.pad_token_id,
+                )
                 return time.perf_counter() - began
 
         # the prompt and the first token are excluded, as in the engine's tokens/s
@@ -85,8 +99,9 @@ def main() -> None:
         if pack.model_id != DEFAULT_BUNDLED.reference or gguf is None:
             return None, "the pack's model is not the bundled GGUF"
         llm = Llama(model_path=str(gguf), n_threads=torch.get_num_threads(), n_ctx=1024, verbose=False)
-        text = fp32.tokenizer.apply_chat_template([{"role": "user", "content": PROMPT}],
-                                                  add_generation_prompt=True, tokenize=False)
+        text = fp32.tokenizer.apply_chat_template(
+            [{"role": "user", "content": PROMPT}], add_generation_prompt=True, tokenize=False
+        )
         no_end = {llm.token_eos(): -1e9}
 
         def timed(new_tokens: int) -> float:
@@ -102,8 +117,10 @@ def main() -> None:
         "a": ("generate, float32", lambda: generate_run(fp32)),
         "a'": (f"generate, {engine_dtype}", lambda: generate_run(loaded)),
         "b": (f"engine, no pack, {engine_dtype}", lambda: engine_run(loaded, False, False)),
-        "bt": (f"engine, no pack, {engine_dtype}, transformers fwd",
-               lambda: engine_run(loaded, False, False, "transformers")),
+        "bt": (
+            f"engine, no pack, {engine_dtype}, transformers fwd",
+            lambda: engine_run(loaded, False, False, "transformers"),
+        ),
         "p": (f"engine, 171 probes, {engine_dtype}", lambda: engine_run(loaded, True, False)),
         "c": (f"engine, probes + 8 steering, {engine_dtype}", lambda: engine_run(loaded, True, True)),
         "c32": ("engine, probes + 8 steering, float32", lambda: engine_run(fp32, True, True)),
@@ -121,22 +138,31 @@ def main() -> None:
     print(f"machine   {machine()}")
     print(f"model     {pack.model_id}, {args.tokens} greedy tokens, {args.repeats} alternating runs each")
     for key, (label, _) in contenders.items():
-        print(f"({key}){' ' * (4 - len(key))}{label:<42} {median[key]:6.1f} tok/s   "
-              f"runs {[round(v, 1) for v in runs[key]]}")
+        print(
+            f"({key}){' ' * (4 - len(key))}{label:<42} {median[key]:6.1f} tok/s   "
+            f"runs {[round(v, 1) for v in runs[key]]}"
+        )
     ratio = {key: median[key] / median["a"] for key in median}
     same_dtype = median["c"] / median["a'"]
-    print(f"b/a {ratio['b']:.2f}   b/bt {median['b'] / median['bt']:.2f}   c/a {ratio['c']:.2f} (target >= 2)   c/a' {same_dtype:.2f}   c32/a {ratio['c32']:.2f}")
+    print(
+        f"b/a {ratio['b']:.2f}   b/bt {median['b'] / median['bt']:.2f}   c/a {ratio['c']:.2f} (target >= 2)   "
+        f"c/a' {same_dtype:.2f}   c32/a {ratio['c32']:.2f}"
+    )
     if "l" in median:
         print(f"c/llama.cpp {median['c'] / median['l']:.2f} (stretch goal >= 0.5)")
     else:
         print(f"(l)   llama.cpp skipped: {skipped}")
     step_ms = 1000 / median["b"]
     probe_ms, steer_ms = per_token_costs(loaded, pack)
-    print(f"per step  {step_ms:.1f} ms without a pack; timed alone: reading 171 probes {probe_ms * 1000:.0f} us "
-          f"({probe_ms / step_ms:.1%}, target < 2%), adding 8 emotions' steering {steer_ms * 1000:.0f} us "
-          f"({steer_ms / step_ms:.1%}, target < 1%)")
-    print(f"          (differences of the medians above, noisier: probes {1000 / median['p'] - step_ms:+.1f} ms, "
-          f"steering {1000 / median['c'] - 1000 / median['p']:+.1f} ms)")
+    print(
+        f"per step  {step_ms:.1f} ms without a pack; timed alone: reading 171 probes {probe_ms * 1000:.0f} us "
+        f"({probe_ms / step_ms:.1%}, target < 2%), adding 8 emotions' steering {steer_ms * 1000:.0f} us "
+        f"({steer_ms / step_ms:.1%}, target < 1%)"
+    )
+    print(
+        f"          (differences of the medians above, noisier: probes {1000 / median['p'] - step_ms:+.1f} ms, "
+        f"steering {1000 / median['c'] - 1000 / median['p']:+.1f} ms)"
+    )
 
 
 def per_token_costs(model: LoadedModel, pack, calls: int = 2000) -> tuple[float, float]:

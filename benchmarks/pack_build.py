@@ -40,12 +40,15 @@ def main() -> None:
     began = time.perf_counter()
     batched = []
     for start in range(0, len(prompts), args.batch_size):
-        batched += generate_replies(loaded, prompts[start:start + args.batch_size], plan, seed=start)
+        batched += generate_replies(loaded, prompts[start : start + args.batch_size], plan, seed=start)
     batched_seconds = time.perf_counter() - began
     began = time.perf_counter()
     single = [generate_replies(loaded, [prompt], plan, seed=number)[0] for number, prompt in enumerate(prompts)]
     single_seconds = time.perf_counter() - began
-    print(f"generation, batches of {args.batch_size:<3} {len(prompts) / batched_seconds:6.2f} stories/s  ({batched_seconds:.1f} s)")
+    print(
+        f"generation, batches of {args.batch_size:<3} {len(prompts) / batched_seconds:6.2f} stories/s  "
+        f"({batched_seconds:.1f} s)"
+    )
     print(f"generation, one story at a time {len(prompts) / single_seconds:6.2f} stories/s  ({single_seconds:.1f} s)")
     print(f"batched / per-story             {single_seconds / batched_seconds:6.2f}x  (target >= 4)")
 
@@ -58,8 +61,10 @@ def main() -> None:
         mean_activations(loaded, stories, layers, start_token=settings.start_token, batch_size=batch_size)
         timings[batch_size] = time.perf_counter() - began
     for batch_size, seconds in timings.items():
-        print(f"activations, batches of {batch_size:<3}  {tokens / seconds:7.0f} tokens/s  ({len(stories)} stories, "
-              f"{len(layers)} layers, {seconds:.1f} s)")
+        print(
+            f"activations, batches of {batch_size:<3}  {tokens / seconds:7.0f} tokens/s  ({len(stories)} stories, "
+            f"{len(layers)} layers, {seconds:.1f} s)"
+        )
     print(f"batched / per-story             {timings[1] / timings[args.batch_size // 2]:6.2f}x")
 
 

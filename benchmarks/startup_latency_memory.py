@@ -47,9 +47,13 @@ print(json.dumps({"ready": ready, "first_token": first, "peak_mb": peak_mb}))
 
 
 def child(max_tokens: int, dtype: str, env=None) -> dict:
-    result = subprocess.run([sys.executable, "-c", CHILD, str(time.time()), str(pack_path()), str(ROOT), str(max_tokens),
-                             dtype],
-                            capture_output=True, text=True, env=env, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, str(time.time()), str(pack_path()), str(ROOT), str(max_tokens), dtype],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -88,7 +92,10 @@ def main() -> None:
     chat = child(500, args.dtype)
     print(f"first token    {chat['first_token'] * 1000:.0f} ms for a short prompt (8 emotions steering, all probes)")
     seconds, tokens = long_prompt_seconds(args.dtype)
-    print(f"long prompt    {tokens} tokens processed in {seconds:.2f} s ({tokens / seconds:.0f} tokens/s), readouts included")
+    print(
+        f"long prompt    {tokens} tokens processed in {seconds:.2f} s ({tokens / seconds:.0f} tokens/s), "
+        "readouts included"
+    )
     print(f"peak memory    {chat['peak_mb']:.0f} MB RSS over a 500-token chat")
 
 

@@ -27,14 +27,16 @@ CACHE_LENGTH = 512
 
 def decode(loaded, step, tokens: int) -> tuple[float, list[int]]:
     model = loaded.model
-    text = loaded.tokenizer.apply_chat_template([{"role": "user", "content": PROMPT}], add_generation_prompt=True,
-                                                tokenize=False)
+    text = loaded.tokenizer.apply_chat_template(
+        [{"role": "user", "content": PROMPT}], add_generation_prompt=True, tokenize=False
+    )
     ids = loaded.tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
     cache = StaticCache(config=model.config, max_cache_len=CACHE_LENGTH)  # one shape: no recompiles
     with torch.inference_mode():
         length = ids.shape[1]
-        out = model(input_ids=ids, past_key_values=cache, cache_position=torch.arange(length), use_cache=True,
-                    logits_to_keep=1)
+        out = model(
+            input_ids=ids, past_key_values=cache, cache_position=torch.arange(length), use_cache=True, logits_to_keep=1
+        )
         token = out.logits[:, -1].argmax(-1, keepdim=True)
         produced = [int(token)]
         began = time.perf_counter()
@@ -55,15 +57,25 @@ def main() -> None:
         loaded = load_model("bundled", dtype=dtype)
         model = loaded.model
 
-        def eager(token, cache, position):
-            return model(input_ids=token, past_key_values=cache, cache_position=position,
-                         position_ids=position[None], use_cache=True).logits
+        def eager(token, cache, position, model=model):
+            return model(
+                input_ids=token,
+                past_key_values=cache,
+                cache_position=position,
+                position_ids=position[None],
+                use_cache=True,
+            ).logits
 
         compiled_forward = torch.compile(model.forward, dynamic=False)
 
-        def compiled(token, cache, position):
-            return compiled_forward(input_ids=token, past_key_values=cache, cache_position=position,
-                                    position_ids=position[None], use_cache=True).logits
+        def compiled(token, cache, position, compiled_forward=compiled_forward):
+            return compiled_forward(
+                input_ids=token,
+                past_key_values=cache,
+                cache_position=position,
+                position_ids=position[None],
+                use_cache=True,
+            ).logits
 
         began = time.perf_counter()
         _, compiled_tokens = decode(loaded, compiled, 4)
@@ -78,10 +90,12 @@ def main() -> None:
         saved_per_token = 1 / eager_speed - 1 / compiled_speed
         payback = f"{compile_seconds / saved_per_token:.0f} tokens" if saved_per_token > 0 else "never (slower)"
         same = "identical" if outputs["eager"] == outputs["compiled"] else "DIFFERENT"
-        print(f"{dtype:<9} compile + first steps {compile_seconds:5.1f} s; eager {eager_speed:5.1f} tok/s "
-              f"{[round(v, 1) for v in speeds['eager']]}, compiled {compiled_speed:5.1f} tok/s "
-              f"{[round(v, 1) for v in speeds['compiled']]}; ratio {compiled_speed / eager_speed:.2f}; "
-              f"pays back after {payback}; greedy tokens {same}")
+        print(
+            f"{dtype:<9} compile + first steps {compile_seconds:5.1f} s; eager {eager_speed:5.1f} tok/s "
+            f"{[round(v, 1) for v in speeds['eager']]}, compiled {compiled_speed:5.1f} tok/s "
+            f"{[round(v, 1) for v in speeds['compiled']]}; ratio {compiled_speed / eager_speed:.2f}; "
+            f"pays back after {payback}; greedy tokens {same}"
+        )
 
 
 if __name__ == "__main__":

@@ -39,8 +39,12 @@ SLIDER = "calm"
 
 
 async def console_round(pack: str, model: str, tokens: int, dtype: str, size: tuple[int, int], first: bool) -> dict:
-    spec = EngineSpec(pack=pack, model=model, dtype=dtype,
-                      sampling={"temperature": 0.0, "top_p": 0.9, "max_tokens": tokens, "seed": 0})
+    spec = EngineSpec(
+        pack=pack,
+        model=model,
+        dtype=dtype,
+        sampling={"temperature": 0.0, "top_p": 0.9, "max_tokens": tokens, "seed": 0},
+    )
     built = time.perf_counter()
     app = console_app(spec, record=False, thresholds={})
     seen: list = []
@@ -87,11 +91,17 @@ async def console_round(pack: str, model: str, tokens: int, dtype: str, size: tu
         origin = link.continuity.origin
         await pilot.press("ctrl+q")
     finished = next(event for event in reversed(seen) if isinstance(event, TurnFinished))
-    return {"speed": finished.tokens_per_second, "worst": max(lateness) * 1000,
-            "p99": statistics.quantiles(lateness, n=100)[98] * 1000, "window": window, "engine": engine_ready,
-            "rss": rss, "child_rss": child_rss,
-            "round_trip": (answered[0] - pressed) * 1000 if answered else float("nan"),
-            **steering_latency(seen, pressed, origin)}
+    return {
+        "speed": finished.tokens_per_second,
+        "worst": max(lateness) * 1000,
+        "p99": statistics.quantiles(lateness, n=100)[98] * 1000,
+        "window": window,
+        "engine": engine_ready,
+        "rss": rss,
+        "child_rss": child_rss,
+        "round_trip": (answered[0] - pressed) * 1000 if answered else float("nan"),
+        **steering_latency(seen, pressed, origin),
+    }
 
 
 def steering_latency(events: list, pressed: float, origin: float) -> dict:
@@ -101,8 +111,9 @@ def steering_latency(events: list, pressed: float, origin: float) -> dict:
     under the old state: the forward pass in flight at the press cannot change, so 1 is the floor."""
     replies = [event for event in events if isinstance(event, Token) and event.source == "reply"]
     before = next((event.steering_version for event in replies if origin + event.t > pressed), None)
-    first = next((k for k, event in enumerate(replies) if origin + event.t > pressed
-                  and event.steering_version != before), None)
+    first = next(
+        (k for k, event in enumerate(replies) if origin + event.t > pressed and event.steering_version != before), None
+    )
     if first is None or first < 2:
         return {"latency_ms": float("nan"), "latency_tokens": -1}
     read_at = origin + replies[first - 2].t
@@ -111,11 +122,27 @@ def steering_latency(events: list, pressed: float, origin: float) -> dict:
 
 
 def headless_round(pack: str, tokens: int, dtype: str) -> float:
-    command = [sys.executable, "-m", "emolab", "run", "--vectors", pack, "--prompt", PROMPT, "--max-tokens",
-               str(tokens), "--temperature", "0", "--dtype", dtype, "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "emolab",
+        "run",
+        "--vectors",
+        pack,
+        "--prompt",
+        PROMPT,
+        "--max-tokens",
+        str(tokens),
+        "--temperature",
+        "0",
+        "--dtype",
+        dtype,
+        "--json",
+    ]
     output = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT).stdout
-    end = next(json.loads(line) for line in reversed(output.splitlines()) if '"type": "end"' in line
-               or '"type":"end"' in line)
+    end = next(
+        json.loads(line) for line in reversed(output.splitlines()) if '"type": "end"' in line or '"type":"end"' in line
+    )
     return end["tokens_per_second"]
 
 
@@ -131,30 +158,38 @@ def main() -> None:
     pack = str(pack_path(arguments.pack))
     model = read_pack_manifest(pack).model_id
     print(f"machine        {machine()}")
-    print(f"reply          {arguments.tokens} tokens max, greedy, dtype {arguments.dtype}, terminal {arguments.size}; "
-          f"console then headless, alternating, {arguments.rounds} rounds")
+    print(
+        f"reply          {arguments.tokens} tokens max, greedy, dtype {arguments.dtype}, terminal {arguments.size}; "
+        f"console then headless, alternating, {arguments.rounds} rounds"
+    )
     consoles, headless = [], []
     for number in range(arguments.rounds):
         result = asyncio.run(console_round(pack, model, arguments.tokens, arguments.dtype, size, number == 0))
         consoles.append(result)
         headless.append(headless_round(pack, arguments.tokens, arguments.dtype))
-        print(f"round {number + 1}        console {result['speed']:.1f} tok/s, headless {headless[-1]:.1f} tok/s "
-              f"({result['speed'] / headless[-1]:.0%}); worst stall {result['worst']:.1f} ms, "
-              f"p99 {result['p99']:.1f} ms;"
-              f" window {result['window']:.2f} s{' (from the script start, imports included)' if number == 0 else ''},"
-              f" engine ready {result['engine']:.1f} s; UI RSS {result['rss'] / 2**20:.0f} MB (engine "
-              f"{result['child_rss'] / 2**20:.0f} MB); key → engine's reply {result['round_trip']:.1f} ms, "
-              f"key → the "
-              f"forward pass that reads it {result['latency_ms']:.1f} ms, {result['latency_tokens']} token(s) "
-              f"chosen after the press under the old state")
+        print(
+            f"round {number + 1}        console {result['speed']:.1f} tok/s, headless {headless[-1]:.1f} tok/s "
+            f"({result['speed'] / headless[-1]:.0%}); worst stall {result['worst']:.1f} ms, "
+            f"p99 {result['p99']:.1f} ms;"
+            f" window {result['window']:.2f} s{' (from the script start, imports included)' if number == 0 else ''},"
+            f" engine ready {result['engine']:.1f} s; UI RSS {result['rss'] / 2**20:.0f} MB (engine "
+            f"{result['child_rss'] / 2**20:.0f} MB); key → engine's reply {result['round_trip']:.1f} ms, "
+            f"key → the "
+            f"forward pass that reads it {result['latency_ms']:.1f} ms, {result['latency_tokens']} token(s) "
+            f"chosen after the press under the old state"
+        )
     speed, base = statistics.median(r["speed"] for r in consoles), statistics.median(headless)
     print(f"median         console {speed:.1f} tok/s vs headless {base:.1f} tok/s: {speed / base:.0%} (target >= 90%)")
     print(f"worst stall    {max(r['worst'] for r in consoles):.1f} ms over all rounds (target < 50 ms)")
-    print(f"window ready   {consoles[0]['window']:.2f} s cold (target < 1 s); UI RSS max "
-          f"{max(r['rss'] for r in consoles) / 2**20:.0f} MB (target < 150 MB)")
-    print(f"key→steering   round trip max {max(r['round_trip'] for r in consoles):.1f} ms; to the forward pass that "
-          f"reads it max {max(r['latency_ms'] for r in consoles):.1f} ms, "
-          f"max {max(r['latency_tokens'] for r in consoles)} token(s) (target: at most one)")
+    print(
+        f"window ready   {consoles[0]['window']:.2f} s cold (target < 1 s); UI RSS max "
+        f"{max(r['rss'] for r in consoles) / 2**20:.0f} MB (target < 150 MB)"
+    )
+    print(
+        f"key→steering   round trip max {max(r['round_trip'] for r in consoles):.1f} ms; to the forward pass that "
+        f"reads it max {max(r['latency_ms'] for r in consoles):.1f} ms, "
+        f"max {max(r['latency_tokens'] for r in consoles)} token(s) (target: at most one)"
+    )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,10 @@ DEMOS = {
         ("regenerate", {0: {}, 12: {"desperate": 0.3}, 30: {"desperate": 0.5}}),
     ],
     "sad-story-turns-hopeful": [
-        ("Write a short story about someone who lost their job.", {0: {"sad": 0.4}, 30: {"hopeful": 0.4},
-                                                                       50: {"hopeful": 0.5}}),
+        (
+            "Write a short story about someone who lost their job.",
+            {0: {"sad": 0.4}, 30: {"hopeful": 0.4}, 50: {"hopeful": 0.5}},
+        ),
     ],
 }
 

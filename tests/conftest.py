@@ -46,8 +46,12 @@ def bundled_cache(tmp_path_factory):
     cache = tmp_path_factory.mktemp("emolab-cache")
     env = {**os.environ, "EMOLAB_CACHE": str(cache)}
     script = "from emolab.core.models import load_model; load_model('bundled')"
-    racers = [subprocess.Popen([sys.executable, "-c", script], env=env, stdin=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", script], env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     for racer in racers:
         _, err = racer.communicate(timeout=600)
         assert racer.returncode == 0, err

@@ -16,18 +16,26 @@ def own_cache(tmp_path, monkeypatch):
 
 
 def corpus(story_suffix=""):
-    plan = CorpusPlan(model="tiny", weights="w", emotions=EMOTIONS, topics=("a", "b"), stories_per_topic=1,
-                      neutral_tasks=("sorting",))
-    texts = CorpusTexts(stories={"happy": ["The sun came out and she laughed." + story_suffix, "He grinned."],
-                                 "sad": ["She stared at the empty chair.", "The rain kept falling."]},
-                        story_topics={"happy": [0, 1], "sad": [0, 1]},
-                        neutral=["Human: sort 3 1 2. Assistant: 1 2 3."], named={}, empty=0)
+    plan = CorpusPlan(
+        model="tiny", weights="w", emotions=EMOTIONS, topics=("a", "b"), stories_per_topic=1, neutral_tasks=("sorting",)
+    )
+    texts = CorpusTexts(
+        stories={
+            "happy": ["The sun came out and she laughed." + story_suffix, "He grinned."],
+            "sad": ["She stared at the empty chair.", "The rain kept falling."],
+        },
+        story_topics={"happy": [0, 1], "sad": [0, 1]},
+        neutral=["Human: sort 3 1 2. Assistant: 1 2 3."],
+        named={},
+        empty=0,
+    )
     return plan, texts
 
 
 def collect(tiny_model, plan, texts):
-    return build_module.collect_activations(tiny_model, plan.emotions, texts, [1, 2], start_token=1, batch_size=2,
-                                            progress=lambda *a: None)
+    return build_module.collect_activations(
+        tiny_model, plan.emotions, texts, [1, 2], start_token=1, batch_size=2, progress=lambda *a: None
+    )
 
 
 def counting_reads(monkeypatch):
@@ -58,8 +66,9 @@ def test_other_texts_or_layers_are_read_again(tiny_model, monkeypatch):
     collect(tiny_model, *corpus())
     collect(tiny_model, *corpus(" Then more."))
     plan, texts = corpus()
-    build_module.collect_activations(tiny_model, plan.emotions, texts, [1, 3], start_token=1, batch_size=2,
-                                     progress=lambda *a: None)
+    build_module.collect_activations(
+        tiny_model, plan.emotions, texts, [1, 3], start_token=1, batch_size=2, progress=lambda *a: None
+    )
     assert len(calls) == 3
 
 

@@ -116,10 +116,32 @@ def test_build_pack_and_validate_run_end_to_end(architecture, tmp_path):
     emotions = tmp_path / "emotions.txt"
     emotions.write_text("happy\nsad\nafraid\ncalm\n")
     out = tmp_path / "pack"
-    build = CliRunner().invoke(main, [
-        "build-pack", "--model", str(model_dir), "--out", str(out), "--emotions", str(emotions), "--topics", "5",
-        "--stories-per-topic", "1", "--neutral-per-task", "1", "--max-new-tokens", "8", "--layers", "1,2",
-        "--start-token", "2", "--batch-size", "32"])  # seed 0 chooses recipe probes for Gemma 3 and Qwen2
+    build = CliRunner().invoke(
+        main,
+        [
+            "build-pack",
+            "--model",
+            str(model_dir),
+            "--out",
+            str(out),
+            "--emotions",
+            str(emotions),
+            "--topics",
+            "5",
+            "--stories-per-topic",
+            "1",
+            "--neutral-per-task",
+            "1",
+            "--max-new-tokens",
+            "8",
+            "--layers",
+            "1,2",
+            "--start-token",
+            "2",
+            "--batch-size",
+            "32",
+        ],
+    )  # seed 0 chooses recipe probes for Gemma 3 and Qwen2
     assert build.exit_code == 0, build.output
     result = CliRunner().invoke(main, ["validate", str(out), "--out", str(tmp_path / "report")])
     assert result.exit_code == 0, result.output
@@ -139,6 +161,12 @@ def test_a_pack_whose_probes_are_the_recipe_directions_can_be_written(tmp_path, 
     data = {1: tiny_layer_data(tiny_model, len(EMOTIONS), seed=1)}
     means = torch.randn(12, tiny_model.hidden_size)
     labels = torch.arange(12) % len(EMOTIONS)
-    probe = fit_probe(ProbeConfig("recipe", "stories", False), means, labels, len(EMOTIONS),
-                      torch.randn(30, tiny_model.hidden_size), recipe=data[1])
+    probe = fit_probe(
+        ProbeConfig("recipe", "stories", False),
+        means,
+        labels,
+        len(EMOTIONS),
+        torch.randn(30, tiny_model.hidden_size),
+        recipe=data[1],
+    )
     write_pack(tmp_path / "pack", tiny_manifest(tiny_model, EMOTIONS, [1]), data, {1: probe})

@@ -7,8 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from emolab.cli import main
-from emolab.core.pack import load_pack
 from emolab.core.conversation import PLAIN_TRANSCRIPT_NOTE, prompt_text, render_prompt
+from emolab.core.pack import load_pack
 from emolab.recipe.corpus import CorpusPlan, generate_replies, story_prompt_format
 from tests.tiny import tiny_loaded_model, write_tiny_pack
 from tests.tui.helpers import make_app, ready
@@ -28,8 +28,16 @@ def base_model_dir(tmp_path_factory, base_model):
 
 
 def plan(**changes) -> CorpusPlan:
-    return CorpusPlan(model="m", weights="w", emotions=("happy",), topics=("a walk",), stories_per_topic=1,
-                      neutral_tasks=("a recipe",), max_new_tokens=6, **changes)
+    return CorpusPlan(
+        model="m",
+        weights="w",
+        emotions=("happy",),
+        topics=("a walk",),
+        stories_per_topic=1,
+        neutral_tasks=("a recipe",),
+        max_new_tokens=6,
+        **changes,
+    )
 
 
 def test_a_base_model_gets_its_story_prompts_as_a_plain_transcript(base_model, tiny_model):
@@ -39,15 +47,23 @@ def test_a_base_model_gets_its_story_prompts_as_a_plain_transcript(base_model, t
     replies = generate_replies(base_model, ["Write a story.", "Write another."], plan(), seed=0)
     assert len(replies) == 2 and all(isinstance(reply, str) for reply in replies)
     # the chat's own prompt for a base model is the same transcript
-    assert base_model.tokenizer.decode(render_prompt(base_model.tokenizer, [
-        {"role": "user", "content": "Write a story."}]), skip_special_tokens=True) == text
+    assert (
+        base_model.tokenizer.decode(
+            render_prompt(base_model.tokenizer, [{"role": "user", "content": "Write a story."}]),
+            skip_special_tokens=True,
+        )
+        == text
+    )
 
 
 def test_a_base_models_story_ends_where_it_starts_writing_the_next_turn(base_model, monkeypatch):
     from emolab.recipe import corpus
 
-    monkeypatch.setattr(base_model.tokenizer, "decode", lambda ids, skip_special_tokens: (
-        " She ran home.\nUser: now write another\nAssistant: no"))
+    monkeypatch.setattr(
+        base_model.tokenizer,
+        "decode",
+        lambda ids, skip_special_tokens: " She ran home.\nUser: now write another\nAssistant: no",
+    )
     assert corpus.generate_replies(base_model, ["Write a story."], plan(), seed=0) == ["She ran home."]
 
 
@@ -55,10 +71,32 @@ def test_build_pack_runs_on_a_model_without_a_chat_template(tmp_path, base_model
     emotions = tmp_path / "emotions.txt"
     emotions.write_text("happy\nsad\nafraid\ncalm\n")
     out = tmp_path / "pack"
-    result = CliRunner().invoke(main, [
-        "build-pack", "--model", str(base_model_dir), "--out", str(out), "--emotions", str(emotions), "--topics", "5",
-        "--stories-per-topic", "1", "--neutral-per-task", "1", "--max-new-tokens", "6", "--layers", "1,2",
-        "--start-token", "2", "--batch-size", "32"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "build-pack",
+            "--model",
+            str(base_model_dir),
+            "--out",
+            str(out),
+            "--emotions",
+            str(emotions),
+            "--topics",
+            "5",
+            "--stories-per-topic",
+            "1",
+            "--neutral-per-task",
+            "1",
+            "--max-new-tokens",
+            "6",
+            "--layers",
+            "1,2",
+            "--start-token",
+            "2",
+            "--batch-size",
+            "32",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert f"{PLAIN_TRANSCRIPT_NOTE} (the story prompts are given as one)" in result.output
     assert (out / "manifest.json").is_file()
@@ -69,12 +107,15 @@ def test_build_pack_runs_on_a_model_without_a_chat_template(tmp_path, base_model
 
 def test_run_says_a_plain_transcript_is_used(tmp_path, base_model, base_model_dir):
     pack = write_tiny_pack(tmp_path / "pack", base_model)
-    result = CliRunner().invoke(main, ["run", "--vectors", str(pack.path), "--model", str(base_model_dir),
-                                       "-p", "hi", "--max-tokens", "3"])
+    result = CliRunner().invoke(
+        main, ["run", "--vectors", str(pack.path), "--model", str(base_model_dir), "-p", "hi", "--max-tokens", "3"]
+    )
     assert result.exit_code == 0, result.output
     assert f") · {PLAIN_TRANSCRIPT_NOTE} · pack tiny" in result.output
-    as_json = CliRunner().invoke(main, ["run", "--vectors", str(pack.path), "--model", str(base_model_dir),
-                                        "-p", "hi", "--max-tokens", "3", "--json"])
+    as_json = CliRunner().invoke(
+        main,
+        ["run", "--vectors", str(pack.path), "--model", str(base_model_dir), "-p", "hi", "--max-tokens", "3", "--json"],
+    )
     assert json.loads(as_json.output.splitlines()[0])["prompt_format"] == "plain"
 
 

@@ -51,7 +51,7 @@ def test_a_branch_keeps_the_prefix_and_crops_the_cache_instead_of_recomputing_it
     branch = engine.conversation.replies[1].ids
     assert list(branch[:5]) == [e.token_id for e in original[:5]]  # the kept tokens, identical
     # the same steering, greedy: the branch writes on exactly as the original did
-    assert [e.token_id for e in new[:len(original) - 5]] == [e.token_id for e in original[5:]]
+    assert [e.token_id for e in new[: len(original) - 5]] == [e.token_id for e in original[5:]]
     assert engine.conversation.messages[1]["content"].startswith("".join(e.text for e in original[:5]))
     # the original stays a sibling to go back to
     engine.use_history(sibling)
@@ -114,8 +114,9 @@ def regenerated(model, pack, steering, sampling):
 
 
 @pytest.mark.parametrize("mode", ["batched", "interleaved"])
-@pytest.mark.parametrize("sampling", [LONG, Sampling(temperature=1.0, top_p=0.9, max_tokens=12, seed=3)],
-                         ids=["greedy", "sampled"])
+@pytest.mark.parametrize(
+    "sampling", [LONG, Sampling(temperature=1.0, top_p=0.9, max_tokens=12, seed=3)], ids=["greedy", "sampled"]
+)
 def test_compare_answers_twice_as_two_regenerations_would(tiny_model, tiny_pack, mode, sampling):
     engine = long_engine(tiny_model, tiny_pack, sampling)
     list(engine.chat("how are you"))
@@ -145,7 +146,10 @@ def test_compare_with_a_second_preset_and_the_first_difference(tiny_model, tiny_
     end = next(e for e in events if isinstance(e, CompareFinished))
     a, b = ([e.token_id for e in tokens[lane]] for lane in (0, 1))
     if end.first_difference is not None:
-        assert a[:end.first_difference] == b[:end.first_difference] and a[end.first_difference] != b[end.first_difference]
+        assert (
+            a[: end.first_difference] == b[: end.first_difference]
+            and a[end.first_difference] != b[end.first_difference]
+        )
     versions = {e.steering_version for lane in tokens.values() for e in lane}
     assert len(versions) == 2  # each side's state has a version of its own
 

@@ -20,9 +20,29 @@ EMOTIONS = ["happy", "sad", "afraid", "calm"]
 
 
 def build_args(model_dir, out, emotions_file):
-    return ["build-pack", "--model", str(model_dir), "--out", str(out), "--emotions", str(emotions_file),
-            "--topics", "5", "--stories-per-topic", "1", "--neutral-per-task", "1", "--max-new-tokens", "8",
-            "--layers", "1,2,3", "--start-token", "2", "--batch-size", "1"]
+    return [
+        "build-pack",
+        "--model",
+        str(model_dir),
+        "--out",
+        str(out),
+        "--emotions",
+        str(emotions_file),
+        "--topics",
+        "5",
+        "--stories-per-topic",
+        "1",
+        "--neutral-per-task",
+        "1",
+        "--max-new-tokens",
+        "8",
+        "--layers",
+        "1,2,3",
+        "--start-token",
+        "2",
+        "--batch-size",
+        "1",
+    ]
 
 
 @pytest.fixture
@@ -102,7 +122,9 @@ def test_a_killed_build_resumes_without_loss_or_duplicates_then_validates(tmp_pa
         assert report["layers"]["1"]["pc1_valence"]["n"] == 4  # all four words are in the norms
         assert "pc1_valence_abs_r" in report["targets"]
     assert [row["topics"] for row in report["stories_sweep"]] == [1, 2, 3, 4]  # 4 training topics of 5
-    assert [row["stories"] for row in report["stories_sweep"]] == sorted(row["stories"] for row in report["stories_sweep"])
+    assert [row["stories"] for row in report["stories_sweep"]] == sorted(
+        row["stories"] for row in report["stories_sweep"]
+    )
     assert all("top5_over_chance" in row or "skipped" in row for row in report["stories_sweep"])
     markdown = (tmp_path / "reports" / "new" / "report.md").read_text()
     assert "## Number of stories" in markdown

@@ -23,8 +23,22 @@ def assert_one_line_error(result, *fragments):
 
 
 def test_run_json_is_one_object_per_line(tiny_model_dir, tiny_pack):
-    result = invoke("run", "--vectors", tiny_pack.path, "--model", tiny_model_dir, "-p", "hello",
-                    "--steer", "happy=0.5", "--steer", "at ease=-0.25", "--max-tokens", "6", "--json")
+    result = invoke(
+        "run",
+        "--vectors",
+        tiny_pack.path,
+        "--model",
+        tiny_model_dir,
+        "-p",
+        "hello",
+        "--steer",
+        "happy=0.5",
+        "--steer",
+        "at ease=-0.25",
+        "--max-tokens",
+        "6",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.output.splitlines()]
     types = [r["type"] for r in records]
@@ -42,8 +56,21 @@ def test_run_json_is_one_object_per_line(tiny_model_dir, tiny_pack):
 
 
 def test_run_streams_readable_lines(tiny_model_dir, tiny_pack):
-    result = invoke("run", "--vectors", tiny_pack.path, "--model", tiny_model_dir, "-p", "hello",
-                    "--max-tokens", "4", "--temperature", "0", "--top", "2")
+    result = invoke(
+        "run",
+        "--vectors",
+        tiny_pack.path,
+        "--model",
+        tiny_model_dir,
+        "-p",
+        "hello",
+        "--max-tokens",
+        "4",
+        "--temperature",
+        "0",
+        "--top",
+        "2",
+    )
     assert result.exit_code == 0, result.output
     assert "reply" in result.output
     assert any(name in result.output for name in EMOTIONS)
@@ -52,12 +79,14 @@ def test_run_streams_readable_lines(tiny_model_dir, tiny_pack):
 def test_run_without_a_pack_still_generates(tiny_model_dir):
     result = invoke("run", "--model", tiny_model_dir, "-p", "hello", "--max-tokens", "3", "--json")
     assert result.exit_code == 0, result.output
-    token = next(json.loads(l) for l in result.output.splitlines() if '"type":"token"' in l)
+    token = next(json.loads(line) for line in result.output.splitlines() if '"type":"token"' in line)
     assert token["probe"] == {}
 
 
 def test_unknown_emotion_suggests_the_closest_names(tiny_model_dir, tiny_pack):
-    result = invoke("run", "--vectors", tiny_pack.path, "--model", tiny_model_dir, "-p", "hi", "--steer", "desparate=0.1")
+    result = invoke(
+        "run", "--vectors", tiny_pack.path, "--model", tiny_model_dir, "-p", "hi", "--steer", "desparate=0.1"
+    )
     assert_one_line_error(result, "unknown emotion 'desparate'", "did you mean desperate")
 
 
@@ -99,8 +128,13 @@ def test_model_directory_without_safetensors(tmp_path, tiny_pack):
 def test_unknown_hub_model_offline(tmp_path):
     # huggingface_hub reads HF_HUB_OFFLINE at import, so this runs in a fresh process
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
-    result = subprocess.run([sys.executable, "-m", "emolab", "run", "--model", "nobody/no-such-model", "-p", "hi"],
-                            capture_output=True, text=True, stdin=subprocess.DEVNULL, env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "emolab", "run", "--model", "nobody/no-such-model", "-p", "hi"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1
     for fragment in ("nobody/no-such-model", "HF_HUB_OFFLINE", "bundled"):
@@ -112,23 +146,35 @@ def test_empty_prompt(tiny_model_dir):
 
 
 def test_steer_without_a_pack(tiny_model_dir):
-    assert_one_line_error(invoke("run", "--model", tiny_model_dir, "-p", "hi", "--steer", "calm=0.1"), "needs a vector pack")
+    assert_one_line_error(
+        invoke("run", "--model", tiny_model_dir, "-p", "hi", "--steer", "calm=0.1"), "needs a vector pack"
+    )
 
 
 def test_bad_device_and_dtype(tiny_model_dir):
     assert_one_line_error(invoke("run", "--model", tiny_model_dir, "-p", "hi", "--dtype", "int3"), "unknown dtype")
-    assert_one_line_error(invoke("run", "--model", tiny_model_dir, "-p", "hi", "--device", "cuda"), "CUDA is not available")
+    assert_one_line_error(
+        invoke("run", "--model", tiny_model_dir, "-p", "hi", "--device", "cuda"), "CUDA is not available"
+    )
 
 
 def test_probe_reads_stdin_as_json(tiny_model_dir, tiny_pack):
-    result = invoke("probe", "--vectors", tiny_pack.path, "--model", tiny_model_dir, "-", "--json",
-                    stdin="The train was late again.")
+    result = invoke(
+        "probe",
+        "--vectors",
+        tiny_pack.path,
+        "--model",
+        tiny_model_dir,
+        "-",
+        "--json",
+        stdin="The train was late again.",
+    )
     assert result.exit_code == 0, result.output
     tokens = [json.loads(line) for line in result.output.splitlines()]
     assert tokens and all(t["type"] == "token" and list(t["probe"]) == EMOTIONS for t in tokens)
     assert all(list(t["smoothed"]) == EMOTIONS for t in tokens)  # the console's readout, same keys
     first, second = tokens[0], tokens[1]
-    assert all(abs(first["smoothed"][e] - first["probe"][e] * (1 - 2 ** -0.25)) < 2e-4 for e in EMOTIONS)
+    assert all(abs(first["smoothed"][e] - first["probe"][e] * (1 - 2**-0.25)) < 2e-4 for e in EMOTIONS)
     assert second["smoothed"] != second["probe"]
     assert "".join(t["text"] for t in tokens) == "The train was late again."
 
@@ -142,8 +188,9 @@ def test_probe_prints_a_table(tiny_model_dir, tiny_pack, tmp_path):
 
 
 def test_probe_missing_file_and_missing_pack(tiny_model_dir, tiny_pack, tmp_path):
-    assert_one_line_error(invoke("probe", "--vectors", tiny_pack.path, "--model", tiny_model_dir, tmp_path / "x.txt"),
-                          "no such file")
+    assert_one_line_error(
+        invoke("probe", "--vectors", tiny_pack.path, "--model", tiny_model_dir, tmp_path / "x.txt"), "no such file"
+    )
     assert_one_line_error(invoke("probe", "--model", tiny_model_dir, "-", stdin="hi"), "needs a vector pack")
 
 
@@ -153,8 +200,12 @@ def test_probe_text_longer_than_the_context(tiny_model_dir, tiny_pack):
 
 
 def test_the_installed_command_exits_2_without_a_traceback(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "emolab", "pack", "info", str(tmp_path / "missing")],
-                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [sys.executable, "-m", "emolab", "pack", "info", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().endswith("no such pack directory")
@@ -165,7 +216,9 @@ def test_chat_refuses_a_bad_pack_before_the_app_opens(tmp_path):
 
 
 def test_chat_refuses_a_bad_model_before_the_app_opens(tmp_path, tiny_pack):
-    assert_one_line_error(invoke("chat", "--vectors", tiny_pack.path, "--model", tmp_path / "nope"), "no such directory")
+    assert_one_line_error(
+        invoke("chat", "--vectors", tiny_pack.path, "--model", tmp_path / "nope"), "no such directory"
+    )
 
 
 def test_chat_refuses_a_pack_for_another_hidden_size_before_the_app_opens(tmp_path, tiny_model_dir):
@@ -176,11 +229,14 @@ def test_chat_refuses_a_pack_for_another_hidden_size_before_the_app_opens(tmp_pa
 
 
 def test_chat_refuses_an_unknown_pinned_emotion(tiny_pack, tiny_model_dir):
-    assert_one_line_error(invoke("chat", "--vectors", tiny_pack.path, "--model", tiny_model_dir, "--pin", "blis"),
-                          "unknown emotion 'blis'")
+    assert_one_line_error(
+        invoke("chat", "--vectors", tiny_pack.path, "--model", tiny_model_dir, "--pin", "blis"),
+        "unknown emotion 'blis'",
+    )
 
 
 def test_steering_names_are_checked_before_the_model_loads(tmp_path, tiny_pack):
-    result = invoke("run", "--vectors", tiny_pack.path, "--model", tmp_path / "no-model", "-p", "hi",
-                    "--steer", "blis=0.1")
+    result = invoke(
+        "run", "--vectors", tiny_pack.path, "--model", tmp_path / "no-model", "-p", "hi", "--steer", "blis=0.1"
+    )
     assert_one_line_error(result, "unknown emotion 'blis'")

@@ -13,11 +13,16 @@ SHIPPED_PACK = Path(__file__).resolve().parents[1] / "vectors" / "sonnet-proxy"
 
 def test_chat_in_a_terminal_answers_and_quits_cleanly(tmp_path, bundled_cache):
     session = tmp_path / "smoke.json"
-    env = {**os.environ, "TERM": "xterm-256color", "EMOLAB_CACHE": str(bundled_cache), "COLUMNS": "120",
-           "LINES": "40"}
-    child = pexpect.spawn(sys.executable, ["-m", "emolab", "chat", "--vectors", str(SHIPPED_PACK),
-                                           "--max-tokens", "24", "--session", str(session)],
-                          env=env, dimensions=(40, 120), timeout=180, encoding="utf-8", codec_errors="replace")
+    env = {**os.environ, "TERM": "xterm-256color", "EMOLAB_CACHE": str(bundled_cache), "COLUMNS": "120", "LINES": "40"}
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "emolab", "chat", "--vectors", str(SHIPPED_PACK), "--max-tokens", "24", "--session", str(session)],
+        env=env,
+        dimensions=(40, 120),
+        timeout=180,
+        encoding="utf-8",
+        codec_errors="replace",
+    )
     try:
         child.expect("Message the model")  # the model is loaded and the prompt is enabled
         child.send("Hello! How are you?")

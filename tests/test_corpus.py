@@ -9,9 +9,17 @@ from emolab.recipe.corpus import CorpusPlan, build_corpus, names_emotion, packag
 
 
 def tiny_plan(model, **changes):
-    settings = dict(model=model.reference, weights=model.weights_id, emotions=("happy", "afraid"),
-                    topics=("a delayed flight", "a letter from the bank"), stories_per_topic=1,
-                    neutral_tasks=("sorting a list",), neutral_per_task=2, max_new_tokens=6, seed=3)
+    settings = dict(
+        model=model.reference,
+        weights=model.weights_id,
+        emotions=("happy", "afraid"),
+        topics=("a delayed flight", "a letter from the bank"),
+        stories_per_topic=1,
+        neutral_tasks=("sorting a list",),
+        neutral_per_task=2,
+        max_new_tokens=6,
+        seed=3,
+    )
     settings.update(changes)
     return CorpusPlan(**settings)
 
@@ -84,8 +92,11 @@ def test_other_topics_are_not_growth(tmp_path, tiny_model):
         with pytest.raises(EmolabError, match=r"different settings \(topics\)"):
             build_corpus(tiny_model, tiny_plan(tiny_model, topics=topics), tmp_path / "c.jsonl")
     with pytest.raises(EmolabError, match=r"different settings \(seed, topics\)"):
-        build_corpus(tiny_model, tiny_plan(tiny_model, seed=9, topics=("a delayed flight", "a letter from the bank",
-                                                                        "a new neighbour")), tmp_path / "c.jsonl")
+        build_corpus(
+            tiny_model,
+            tiny_plan(tiny_model, seed=9, topics=("a delayed flight", "a letter from the bank", "a new neighbour")),
+            tmp_path / "c.jsonl",
+        )
 
 
 def test_a_file_that_is_not_a_corpus_is_refused(tmp_path, tiny_model):
@@ -94,16 +105,19 @@ def test_a_file_that_is_not_a_corpus_is_refused(tmp_path, tiny_model):
         build_corpus(tiny_model, tiny_plan(tiny_model), tmp_path / "c.jsonl")
 
 
-@pytest.mark.parametrize("text,emotion,named", [
-    ("She felt happy.", "happy", True),
-    ("He smiled happily.", "happy", True),
-    ("Unhappy endings.", "happy", False),
-    ("They were at ease by the fire.", "at ease", True),
-    ("The disease spread.", "at ease", False),
-    ("Her anger rose.", "angry", False),
-    ("He glared angrily.", "angry", True),
-    ("The Afraid one", "afraid", True),
-])
+@pytest.mark.parametrize(
+    "text,emotion,named",
+    [
+        ("She felt happy.", "happy", True),
+        ("He smiled happily.", "happy", True),
+        ("Unhappy endings.", "happy", False),
+        ("They were at ease by the fire.", "at ease", True),
+        ("The disease spread.", "at ease", False),
+        ("Her anger rose.", "angry", False),
+        ("He glared angrily.", "angry", True),
+        ("The Afraid one", "afraid", True),
+    ],
+)
 def test_names_emotion(text, emotion, named):
     assert names_emotion(text, emotion) is named
 
@@ -130,6 +144,8 @@ def test_read_corpus_groups_stories_and_drops_those_that_name_the_emotion(tmp_pa
     path.write_text("\n".join([lines[0]] + [json.dumps(row) for row in rows]) + "\n")
     texts = read_corpus(path, plan)
     assert texts.named == {"happy": 1}
-    assert texts.stories == {"happy": ["A story about topic 1."],
-                             "afraid": ["A story about topic 0.", "A story about topic 1."]}
+    assert texts.stories == {
+        "happy": ["A story about topic 1."],
+        "afraid": ["A story about topic 0.", "A story about topic 1."],
+    }
     assert len(texts.neutral) + texts.empty == 2

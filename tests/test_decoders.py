@@ -15,15 +15,29 @@ def tiny_qwen2(*, kv_heads: int) -> LoadedModel:
     """A Qwen2: biased q/k/v projections, and here a choice of grouped or full KV heads."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    config = Qwen2Config(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-                         num_attention_heads=4, num_key_value_heads=kv_heads, max_position_embeddings=128)
+    config = Qwen2Config(
+        vocab_size=97,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=128,
+    )
     torch.manual_seed(1)
     model = Qwen2ForCausalLM(config).eval()
     for name, parameter in model.named_parameters():
         if name.endswith("bias"):  # random init leaves them zero, which would test nothing
             parameter.data.normal_(0, 0.5)
-    return LoadedModel(model, None, reference="tiny-qwen2", source="local", device=torch.device("cpu"),
-                       dtype=torch.float32, known_weights_id="tiny-qwen2")
+    return LoadedModel(
+        model,
+        None,
+        reference="tiny-qwen2",
+        source="local",
+        device=torch.device("cpu"),
+        dtype=torch.float32,
+        known_weights_id="tiny-qwen2",
+    )
 
 
 def lean_decoder(model, **options) -> LeanLlamaDecoder:
@@ -60,10 +74,14 @@ def test_lean_forward_matches_transformers_forward(name, prepack):
     def ids(n):
         return torch.randint(3, vocab, (n,), generator=generator).tolist()
 
-    turns = [(ids(9), None), (ids(1), None), (ids(1), None),
-             (ids(6), None),  # a prefill behind a cached prefix: the masked path
-             (ids(4), 7),  # a cropped cache, then a prefill
-             (ids(1), None)]
+    turns = [
+        (ids(9), None),
+        (ids(1), None),
+        (ids(1), None),
+        (ids(6), None),  # a prefill behind a cached prefix: the masked path
+        (ids(4), 7),  # a cropped cache, then a prefill
+        (ids(1), None),
+    ]
     reference = run_turns(TransformersDecoder(loaded, probe_layer=probe_layer, steer_layers=steer), turns, steer)
     lean = run_turns(lean_decoder(loaded.model, probe_layer=probe_layer, prepack=prepack), turns, steer)
     for (want_logits, want_residuals), (logits, residuals) in zip(reference, lean, strict=True):
@@ -104,13 +122,19 @@ def test_auto_picks_lean_for_llama_and_transformers_for_other_architectures():
 
     llama = tiny_loaded_model()
     assert isinstance(open_decoder(llama, probe_layer=1, steer_layers=[0]), LeanLlamaDecoder)
-    assert isinstance(open_decoder(llama, probe_layer=1, steer_layers=[0], kind="transformers"),
-                      TransformersDecoder)
+    assert isinstance(open_decoder(llama, probe_layer=1, steer_layers=[0], kind="transformers"), TransformersDecoder)
 
     gpt2 = GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=50)).eval()
     assert "gpt2" in module_unsupported_reason(gpt2)
-    loaded = LoadedModel(gpt2, None, reference="tiny-gpt2", source="local", device=torch.device("cpu"),
-                         dtype=torch.float32, known_weights_id="tiny-gpt2")
+    loaded = LoadedModel(
+        gpt2,
+        None,
+        reference="tiny-gpt2",
+        source="local",
+        device=torch.device("cpu"),
+        dtype=torch.float32,
+        known_weights_id="tiny-gpt2",
+    )
     assert isinstance(open_decoder(loaded, probe_layer=1, steer_layers=[0]), TransformersDecoder)
     with pytest.raises(ValueError, match="cannot run this model"):
         open_decoder(loaded, probe_layer=1, steer_layers=[0], kind="lean")
@@ -118,8 +142,9 @@ def test_auto_picks_lean_for_llama_and_transformers_for_other_architectures():
         open_decoder(loaded, probe_layer=1, steer_layers=[0], kind="fast")
 
 
-@pytest.mark.skipif(not lean_llama.onednn_packs(torch.bfloat16),
-                    reason="needs oneDNN's bf16 path: AVX512BW+VL+DQ or AVX-NE-CONVERT")
+@pytest.mark.skipif(
+    not lean_llama.onednn_packs(torch.bfloat16), reason="needs oneDNN's bf16 path: AVX512BW+VL+DQ or AVX-NE-CONVERT"
+)
 def test_packed_bfloat16_weights_give_bit_identical_results():
     model = tiny_loaded_model(hidden=64).model.to(torch.bfloat16)
     turns = [([5, 6, 7, 8], None), ([9], None), ([10, 11], None)]

@@ -25,10 +25,17 @@ def test_a_local_llama_folder_loads_without_building_the_module(tiny_model_dir, 
     loaded = load_model(str(tiny_model_dir), dtype="float32")
     assert loaded.lean_weights is not None and not loaded.model_is_built
     assert (loaded.hidden_size, loaded.num_layers, loaded.context_window) == (
-        tiny_model.hidden_size, tiny_model.num_layers, tiny_model.context_window)
+        tiny_model.hidden_size,
+        tiny_model.num_layers,
+        tiny_model.context_window,
+    )
     assert loaded.end_token_ids() == tiny_model.end_token_ids()
-    torch.testing.assert_close(loaded.lean_weights.tensors["model.layers.1.mlp.up_proj.weight"],
-                               tiny_model.model.model.layers[1].mlp.up_proj.weight, rtol=0, atol=0)
+    torch.testing.assert_close(
+        loaded.lean_weights.tensors["model.layers.1.mlp.up_proj.weight"],
+        tiny_model.model.model.layers[1].mlp.up_proj.weight,
+        rtol=0,
+        atol=0,
+    )
 
     lean_reply = reply_ids(Engine(loaded, sampling=GREEDY).chat("hello there"))
     assert not loaded.model_is_built  # chatting never needs it
@@ -45,7 +52,8 @@ def test_chatting_on_a_direct_load_imports_no_transformers_modeling(tiny_model_d
         "from emolab.core.sampling import Sampling\n"
         f"engine = Engine(load_model({str(tiny_model_dir)!r}), sampling=Sampling(temperature=0, max_tokens=4))\n"
         "list(engine.chat('hello'))\n"
-        "print(sorted(m for m in sys.modules if m.startswith('transformers.models.') or m == 'transformers.modeling_utils'))\n"
+        "print(sorted(m for m in sys.modules\n"
+        "             if m.startswith('transformers.models.') or m == 'transformers.modeling_utils'))\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]", result.stdout
@@ -70,12 +78,15 @@ def rewrite_config(folder, **changes):
     (folder / "config.json").write_text(json.dumps(config))
 
 
-@pytest.mark.parametrize("changes, reason", [
-    ({"rope_parameters": {"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0}}, "RoPE is not the default"),
-    ({"auto_map": {"AutoModelForCausalLM": "modeling.Model"}}, "ships its own code"),
-    ({"model_type": "gpt2"}, "model type 'gpt2'"),
-    ({"hidden_act": "gelu"}, "activation"),
-])
+@pytest.mark.parametrize(
+    "changes, reason",
+    [
+        ({"rope_parameters": {"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0}}, "RoPE is not the default"),
+        ({"auto_map": {"AutoModelForCausalLM": "modeling.Model"}}, "ships its own code"),
+        ({"model_type": "gpt2"}, "model type 'gpt2'"),
+        ({"hidden_act": "gelu"}, "activation"),
+    ],
+)
 def test_checkpoints_the_lean_path_cannot_run_exactly_are_loaded_whole(tmp_path, tiny_model_dir, changes, reason):
     folder = tmp_path / "variant"
     shutil.copytree(tiny_model_dir, folder)
@@ -116,11 +127,14 @@ def _drop_config_key(folder):
     (folder / "config.json").write_text(json.dumps(config))
 
 
-@pytest.mark.parametrize("damage, reason", [
-    (_truncate_weights, "SafetensorError"),
-    (_drop_config_key, "num_attention_heads"),
-    (lambda folder: (folder / "tokenizer.json").unlink(), "tokenizer"),
-])
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        (_truncate_weights, "SafetensorError"),
+        (_drop_config_key, "num_attention_heads"),
+        (lambda folder: (folder / "tokenizer.json").unlink(), "tokenizer"),
+    ],
+)
 def test_a_damaged_model_folder_is_a_one_line_error(tmp_path, tiny_model_dir, damage, reason):
     from click.testing import CliRunner
 

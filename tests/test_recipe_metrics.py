@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from emolab.core.errors import EmolabError
-from emolab.recipe.metrics import (correlate_with_norms, nearest_neighbours, pearson, rank_accuracy, read_norms,
-                                   spearman)
+from emolab.recipe.metrics import correlate_with_norms, nearest_neighbours, pearson, rank_accuracy, read_norms, spearman
 
 NORMS = Path(__file__).resolve().parents[2] / "shared" / "data" / "warriner2013_vad.csv"
 

@@ -43,16 +43,21 @@ def record_tree(path, model, pack, sampling):
     recorder.record_note("message", text="and then?")
     run(recorder, engine.chat("and then?"))
     compared = run(recorder, engine.compare({"sad": 1.0}))
-    lane0 = [e.event for e in compared if isinstance(e, LaneEvent) and isinstance(e.event, Token)
-             and e.lane == 0 and e.event.source == "reply"]
+    lane0 = [
+        e.event
+        for e in compared
+        if isinstance(e, LaneEvent) and isinstance(e.event, Token) and e.lane == 0 and e.event.source == "reply"
+    ]
     run(recorder, engine.branch_at(lane0[2].position))
     recorder.close()
     return at
 
 
-@pytest.mark.parametrize("sampling", [Sampling(temperature=0, max_tokens=8),
-                                      Sampling(temperature=1.0, top_p=0.9, max_tokens=8, seed=4)],
-                         ids=["greedy", "sampled"])
+@pytest.mark.parametrize(
+    "sampling",
+    [Sampling(temperature=0, max_tokens=8), Sampling(temperature=1.0, top_p=0.9, max_tokens=8, seed=4)],
+    ids=["greedy", "sampled"],
+)
 def test_the_tree_round_trips_through_the_file_and_through_verify(tmp_path, tiny_model, tiny_pack, sampling):
     path = tmp_path / "tree.json"
     record_tree(path, tiny_model, tiny_pack, sampling)
@@ -68,14 +73,20 @@ def test_the_tree_round_trips_through_the_file_and_through_verify(tmp_path, tiny
     assert (lane0["compare"]["lane"], lane1["compare"]["lane"]) == (0, 1)
     assert lane0["compare"]["steering"] == {"happy": 1.5} and lane1["compare"]["steering"] == {"sad": 1.0}
     assert compare_branch["branch"]["of"] == lane0["id"] and compare_branch["parent"] == lane0["parent"]
-    assert [turn["id"] for turn in data.branches(second)] == [second["id"], lane0["id"], lane1["id"], compare_branch["id"]]
+    assert [turn["id"] for turn in data.branches(second)] == [
+        second["id"],
+        lane0["id"],
+        lane1["id"],
+        compare_branch["id"],
+    ]
     ids = data.columns["token_id"]
     kept = data.full_reply_rows(branch)[:4]
     assert [ids[row] for row in kept] == [ids[row] for row in data.reply_rows(original)[:4]]
     assert len(data.reply_rows(branch)) == 8 and len(data.full_reply_rows(branch)) == 12
     # each compare side has its own steering recorded on its tokens
-    assert {data.states[str(data.columns["steering_version"][row])] == {"sad": 1.0}
-            for row in data.reply_rows(lane1)} == {True}
+    assert {
+        data.states[str(data.columns["steering_version"][row])] == {"sad": 1.0} for row in data.reply_rows(lane1)
+    } == {True}
 
     result = verify(data, Engine(tiny_model, tiny_pack))
     assert result.identical, result.divergence
@@ -88,11 +99,23 @@ def test_replay_events_show_branches_and_compare_lanes(tmp_path, tiny_model, tin
     data, _ = load_session(path)
     events = session_events(data, tiny_pack.smoothing_half_life)
     kinds = [type(event).__name__ for event in events if not isinstance(event, (Token, LaneEvent))]
-    assert kinds == ["TurnStarted", "TurnFinished", "BranchStarted", "TurnFinished", "TurnStarted", "TurnFinished",
-                     "CompareStarted", "CompareFinished", "BranchStarted", "TurnFinished"]
+    assert kinds == [
+        "TurnStarted",
+        "TurnFinished",
+        "BranchStarted",
+        "TurnFinished",
+        "TurnStarted",
+        "TurnFinished",
+        "CompareStarted",
+        "CompareFinished",
+        "BranchStarted",
+        "TurnFinished",
+    ]
     start = next(event for event in events if isinstance(event, CompareStarted))
     assert start.steering == ({"happy": 1.5}, {"sad": 1.0})
-    lane_finishes = [event for event in events if isinstance(event, LaneEvent) and isinstance(event.event, TurnFinished)]
+    lane_finishes = [
+        event for event in events if isinstance(event, LaneEvent) and isinstance(event.event, TurnFinished)
+    ]
     assert sorted(event.lane for event in lane_finishes) == [0, 1]
 
 

@@ -11,7 +11,8 @@ import time
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from emolab.cli import main
 from emolab.core.engine import Engine
@@ -50,8 +51,9 @@ def test_round_trip(tmp_path, tiny_model, tiny_pack):
     tokens = [e for e in events if isinstance(e, Token)]
     assert data.columns["token_id"] == [e.token_id for e in tokens]
     assert data.columns["text"] == [e.text for e in tokens]
-    np.testing.assert_allclose(data.probe_matrix().astype(np.float32), np.stack([e.probe for e in tokens]),
-                               rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(
+        data.probe_matrix().astype(np.float32), np.stack([e.probe for e in tokens]), rtol=1e-3, atol=1e-3
+    )
     assert [t["role"] for t in data.turns] == ["user", "assistant", "user", "assistant"]
     assert data.meta["pack"]["sha256"] == tiny_pack.sha256 and data.meta["sampling"]["temperature"] == 0
     (change,) = data.steering_with_first_tokens()
@@ -67,16 +69,36 @@ def test_a_thousand_tokens_of_171_emotions_stay_under_a_megabyte(tmp_path):
     from emolab.core.session.store import apply_entry, write_atomically
 
     emotions = default_emotions()
-    meta = {"emolab_version": "x", "created": "now", "model": {"id": "m", "weights": "w"},
-            "pack": {"name": "p", "path": "p", "sha256": "s"}, "device": "cpu", "dtype": "float32",
-            "sampling": {"temperature": 0.7, "top_p": 0.9, "max_tokens": 200, "seed": 0}, "emotions": emotions}
+    meta = {
+        "emolab_version": "x",
+        "created": "now",
+        "model": {"id": "m", "weights": "w"},
+        "pack": {"name": "p", "path": "p", "sha256": "s"},
+        "device": "cpu",
+        "dtype": "float32",
+        "sampling": {"temperature": 0.7, "top_p": 0.9, "max_tokens": 200, "seed": 0},
+        "emotions": emotions,
+    }
     data = SessionData(meta=meta)
     rng = np.random.default_rng(0)
     import base64
+
     for i in range(1000):
         row = rng.normal(size=len(emotions)).astype("<f2")
-        apply_entry(data, {"k": "tok", "i": i, "pos": i, "id": 1000 + i, "x": " word", "s": "reply", "t": i * 50,
-                           "v": 0, "p": base64.b64encode(row.tobytes()).decode()})
+        apply_entry(
+            data,
+            {
+                "k": "tok",
+                "i": i,
+                "pos": i,
+                "id": 1000 + i,
+                "x": " word",
+                "s": "reply",
+                "t": i * 50,
+                "v": 0,
+                "p": base64.b64encode(row.tobytes()).decode(),
+            },
+        )
     write_atomically(tmp_path / "big.json", data, 0)
     size = (tmp_path / "big.json").stat().st_size
     assert size < 1_000_000, size
@@ -127,7 +149,14 @@ def test_a_recording_killed_mid_reply_is_recovered_up_to_the_last_token(tmp_path
     data, again = load_session(path)
     assert again == 0 and not journal.exists()
     assert data.token_count >= complete_tokens >= 60
-    assert data.turns[0] == {"id": 0, "parent": None, "role": "user", "text": "go on", "t": data.turns[0]["t"], "seq": 1}
+    assert data.turns[0] == {
+        "id": 0,
+        "parent": None,
+        "role": "user",
+        "text": "go on",
+        "t": data.turns[0]["t"],
+        "seq": 1,
+    }
 
 
 @pytest.fixture
@@ -202,7 +231,7 @@ def test_fuzzed_session_files_fail_only_with_the_clean_error(session_file, data)
         action = data.draw(st.sampled_from(["delete", "insert", "replace", "truncate"]))
         at = data.draw(st.integers(0, max(0, len(mutated) - 1)))
         if action == "delete":
-            del mutated[at: at + data.draw(st.integers(1, 40))]
+            del mutated[at : at + data.draw(st.integers(1, 40))]
         elif action == "insert":
             mutated[at:at] = data.draw(st.binary(min_size=1, max_size=8))
         elif action == "replace" and mutated:
@@ -220,8 +249,24 @@ def test_fuzzed_session_files_fail_only_with_the_clean_error(session_file, data)
 
 def test_run_records_a_session_and_replay_prints_it(tmp_path, tiny_model_dir, tiny_pack):
     path = tmp_path / "run.json"
-    result = CliRunner().invoke(main, ["run", "--vectors", str(tiny_pack.path), "--model", str(tiny_model_dir),
-                                       "-p", "hello", "--steer", "sad=0.5", "--max-tokens", "5", "--session", str(path)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "--vectors",
+            str(tiny_pack.path),
+            "--model",
+            str(tiny_model_dir),
+            "-p",
+            "hello",
+            "--steer",
+            "sad=0.5",
+            "--max-tokens",
+            "5",
+            "--session",
+            str(path),
+        ],
+    )
     assert result.exit_code == 0, result.output
     data, _ = load_session(path)
     assert [t["role"] for t in data.turns] == ["user", "assistant"]
@@ -290,9 +335,26 @@ def test_verify_names_the_first_divergent_token_when_the_pack_changes(tmp_path, 
 
 def test_replay_verify_cli(tmp_path, tiny_model_dir, tiny_pack):
     path = tmp_path / "cli.json"
-    result = CliRunner().invoke(main, ["run", "--vectors", str(tiny_pack.path), "--model", str(tiny_model_dir),
-                                       "-p", "hello", "--steer", "sad=0.5", "--max-tokens", "6", "--temperature", "0.8",
-                                       "--session", str(path)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "--vectors",
+            str(tiny_pack.path),
+            "--model",
+            str(tiny_model_dir),
+            "-p",
+            "hello",
+            "--steer",
+            "sad=0.5",
+            "--max-tokens",
+            "6",
+            "--temperature",
+            "0.8",
+            "--session",
+            str(path),
+        ],
+    )
     assert result.exit_code == 0, result.output
     result = CliRunner().invoke(main, ["replay", "--verify", str(path), "--model", str(tiny_model_dir)])
     assert result.exit_code == 0, result.output
@@ -305,8 +367,21 @@ def test_export_writes_a_valid_png_svg_csv_and_markdown(tmp_path, session_file):
     import csv as csv_module
 
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["export", str(session_file), "--png", str(out / "t.png"), "--svg",
-                                       str(out / "t.svg"), "--csv", str(out / "t.csv"), "--markdown", str(out / "t.md")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "export",
+            str(session_file),
+            "--png",
+            str(out / "t.png"),
+            "--svg",
+            str(out / "t.svg"),
+            "--csv",
+            str(out / "t.csv"),
+            "--markdown",
+            str(out / "t.md"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert (out / "t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert b"<svg" in (out / "t.svg").read_bytes()[:500]
@@ -315,8 +390,8 @@ def test_export_writes_a_valid_png_svg_csv_and_markdown(tmp_path, session_file):
     data, _ = load_session(session_file)
     emotions = len(data.emotions)
     assert rows[0][:6] == ["index", "position", "token_id", "text", "source", "t_ms"]
-    assert rows[0][6:6 + emotions] == data.emotions  # the recorded raw readouts, then the smoothed ones
-    assert rows[0][6 + emotions:] == [f"smoothed:{name}" for name in data.emotions]
+    assert rows[0][6 : 6 + emotions] == data.emotions  # the recorded raw readouts, then the smoothed ones
+    assert rows[0][6 + emotions :] == [f"smoothed:{name}" for name in data.emotions]
     assert len(rows) == data.token_count + 1
     markdown = (out / "t.md").read_text()
     assert "**user:** hello" in markdown and "smoothed over 4 tokens" in markdown
@@ -335,7 +410,7 @@ def test_export_smooths_as_the_console_did_and_raw_on_request(tmp_path, session_
     with (tmp_path / "s.csv").open() as handle:
         rows = list(csv_module.reader(handle))[1:]
     emotions = len(data.emotions)
-    smoothed = np.array([[float(v) for v in row[6 + emotions:]] for row in rows])
+    smoothed = np.array([[float(v) for v in row[6 + emotions :]] for row in rows])
     np.testing.assert_allclose(smoothed, expected, atol=1e-3)
     plain = CliRunner().invoke(main, ["export", str(session_file), "--raw", "--csv", str(tmp_path / "r.csv")])
     assert plain.exit_code == 0
@@ -346,7 +421,9 @@ def test_export_smooths_as_the_console_did_and_raw_on_request(tmp_path, session_
 def test_export_errors(tmp_path, session_file):
     result = CliRunner().invoke(main, ["export", str(session_file)])
     assert result.exit_code == 2 and "say what to export" in result.output
-    result = CliRunner().invoke(main, ["export", str(session_file), "--csv", str(tmp_path / "x.csv"), "--emotion", "bliss"])
+    result = CliRunner().invoke(
+        main, ["export", str(session_file), "--csv", str(tmp_path / "x.csv"), "--emotion", "bliss"]
+    )
     assert result.exit_code == 2 and "no emotion 'bliss'" in result.output
 
 
@@ -356,7 +433,7 @@ def test_each_assistant_turn_lists_only_its_own_reply_tokens(tmp_path, tiny_mode
     path = tmp_path / "two.json"
     record_chat(path, tiny_model, tiny_pack)
     data, _ = load_session(path)
-    replies = [e for e in zip(data.columns["index"], data.columns["source"]) if e[1] == "reply"]
+    replies = [e for e in zip(data.columns["index"], data.columns["source"], strict=True) if e[1] == "reply"]
     per_turn = [data.reply_rows(turn) for turn in data.turns if turn["role"] == "assistant"]
     assert sum(len(rows) for rows in per_turn) == len(replies)
     assert set(per_turn[0]).isdisjoint(per_turn[1])
@@ -386,9 +463,16 @@ def empty_session(path, emotions, notes=()):
     from emolab.core.session.format import SessionData
     from emolab.core.session.store import write_atomically
 
-    meta = {"emolab_version": "x", "created": "now", "model": {"id": "m", "weights": "w"},
-            "pack": {"name": "p", "path": "p", "sha256": "s"}, "device": "cpu", "dtype": "float32",
-            "sampling": {"temperature": 0.7, "top_p": 0.9, "max_tokens": 200, "seed": 0}, "emotions": emotions}
+    meta = {
+        "emolab_version": "x",
+        "created": "now",
+        "model": {"id": "m", "weights": "w"},
+        "pack": {"name": "p", "path": "p", "sha256": "s"},
+        "device": "cpu",
+        "dtype": "float32",
+        "sampling": {"temperature": 0.7, "top_p": 0.9, "max_tokens": 200, "seed": 0},
+        "emotions": emotions,
+    }
     write_atomically(path, SessionData(meta=meta, notes=list(notes)), 0)
     return path
 
@@ -407,7 +491,7 @@ def test_a_default_export_plots_the_pinned_emotions_or_else_the_most_active(tmp_
 
     data, _ = load_session(session_file)
     probes = data.probe_matrix().astype(np.float32)[1:]
-    activity = np.sqrt(np.mean(probes ** 2, axis=0))
+    activity = np.sqrt(np.mean(probes**2, axis=0))
     most_active = [data.emotions[i] for i in np.argsort(-activity, kind="stable")[:6]]
     assert choose_emotions(data, None) == most_active
     assert most_active != sorted(data.emotions)[:6]

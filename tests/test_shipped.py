@@ -10,8 +10,10 @@ from emolab.cli import main
 from emolab.core.pack import default_emotions, load_pack
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKS = {"sonnet-proxy": ROOT / "vectors" / "sonnet-proxy",  # read from the written corpus
-         "smollm2-self": ROOT / "vectors" / "smollm2-self"}  # the model's own stories
+PACKS = {
+    "sonnet-proxy": ROOT / "vectors" / "sonnet-proxy",  # read from the written corpus
+    "smollm2-self": ROOT / "vectors" / "smollm2-self",
+}  # the model's own stories
 DEMOS = sorted((ROOT / "sessions").glob("demo-*.json"))
 
 

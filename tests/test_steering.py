@@ -50,8 +50,10 @@ def test_block_L_hook_changes_hidden_states_L_plus_1_and_nothing_before(tiny_mod
     ids = torch.tensor([[1, 5, 9, 12, 40]])
     base = tiny_model.model(ids, output_hidden_states=True).hidden_states
     residuals = []
-    handles = [block.register_forward_pre_hook(lambda m, args: residuals.append(args[0].clone()))
-               for block in tiny_model.blocks]
+    handles = [
+        block.register_forward_pre_hook(lambda m, args: residuals.append(args[0].clone()))
+        for block in tiny_model.blocks
+    ]
     hooks = ResidualHooks(tiny_model.blocks, probe_layer=layer, steer_layers=[layer])
     hooks.additions = {layer: vector}
     try:
@@ -63,8 +65,9 @@ def test_block_L_hook_changes_hidden_states_L_plus_1_and_nothing_before(tiny_mod
     # residuals[i] is the input of block i, which is hidden_states[i]
     for index in range(layer + 1):
         torch.testing.assert_close(residuals[index], base[index], rtol=0, atol=0)
-    torch.testing.assert_close(residuals[layer + 1] - base[layer + 1], vector.expand_as(base[layer + 1]),
-                               rtol=0, atol=1e-5)
+    torch.testing.assert_close(
+        residuals[layer + 1] - base[layer + 1], vector.expand_as(base[layer + 1]), rtol=0, atol=1e-5
+    )
     assert not torch.allclose(residuals[layer + 2], base[layer + 2])
     # the probe's capture at block L is hidden_states[L+1], before the addition
     torch.testing.assert_close(hooks.captured, base[layer + 1], rtol=0, atol=0)
@@ -111,7 +114,7 @@ def test_a_change_between_two_decode_steps_moves_the_next_residual_by_exactly_th
     finally:
         recorder.remove()
     # forward 0 is the prompt; forward k (k >= 1) fed reply token k-1
-    deltas = [steered - raw for raw, steered in zip(recorder.raw, recorder.steered)]
+    deltas = [steered - raw for raw, steered in zip(recorder.raw, recorder.steered, strict=True)]
     for delta in deltas[:4]:  # the prompt, and the forwards that fed reply tokens 0..2
         assert float(delta.abs().max()) == 0.0
     want = expected_vector(tiny_pack, layer, {"afraid": 1.5})
@@ -159,11 +162,14 @@ def test_zero_removes_and_names_resolve_case_and_spaces(tiny_pack):
     assert state.snapshot().as_dict() == {}
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("desperate=0.05", ("desperate", 0.05)),
-    ("at ease=-0.1", ("at ease", -0.1)),
-    ("calm = 1e-2", ("calm", 0.01)),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("desperate=0.05", ("desperate", 0.05)),
+        ("at ease=-0.1", ("at ease", -0.1)),
+        ("calm = 1e-2", ("calm", 0.01)),
+    ],
+)
 def test_parse_steer_option(text, expected):
     assert parse_steer_option(text) == expected
 
@@ -192,8 +198,9 @@ def test_steering_a_layer_the_pack_does_not_store_is_refused(tiny_pack, layers, 
 
 def test_both_decoders_steer_the_layers_the_engine_is_given(tiny_model, tiny_pack):
     def reply(decoder, layers):
-        engine = Engine(tiny_model, tiny_pack, sampling=Sampling(temperature=0, max_tokens=8), decoder=decoder,
-                        steer_layers=layers)
+        engine = Engine(
+            tiny_model, tiny_pack, sampling=Sampling(temperature=0, max_tokens=8), decoder=decoder, steer_layers=layers
+        )
         engine.steering.set("happy", 2.0)
         return [e.token_id for e in engine.chat("hello") if getattr(e, "source", None) == "reply"]
 

@@ -10,13 +10,25 @@ import pytest
 from emolab.core.errors import EmolabError
 from emolab.core.valence import valence, valence_axis
 from emolab.lab.measures import compile_patterns, count_matches, distinct_n, repeated_ngram_share, vader_available
-from emolab.lab.sweep import read_prompts, parse_strengths
+from emolab.lab.sweep import parse_strengths, read_prompts
 from tests.test_cli import assert_one_line_error, invoke
 
 
 def sweep(tiny_model_dir, tiny_pack, out, *args):
-    return invoke("sweep", "--vectors", tiny_pack.path, "--model", tiny_model_dir, "--emotion", "happy",
-                  "--max-tokens", "5", "--out", out, *args)
+    return invoke(
+        "sweep",
+        "--vectors",
+        tiny_pack.path,
+        "--model",
+        tiny_model_dir,
+        "--emotion",
+        "happy",
+        "--max-tokens",
+        "5",
+        "--out",
+        out,
+        *args,
+    )
 
 
 def read_rows(path):
@@ -28,14 +40,29 @@ def test_one_row_per_prompt_strength_and_seed_and_the_outputs(tmp_path, tiny_mod
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("# two prompts\nTell me about your day.\nWhat do you think of me?\n", encoding="utf-8")
     out = tmp_path / "sweep"
-    result = sweep(tiny_model_dir, tiny_pack, out, "--strengths=-0.5:0.5:0.5", "--prompts", prompts,
-                   "--seeds", "2", "--count", "a", "--count", "th[ae]")
+    result = sweep(
+        tiny_model_dir,
+        tiny_pack,
+        out,
+        "--strengths=-0.5:0.5:0.5",
+        "--prompts",
+        prompts,
+        "--seeds",
+        "2",
+        "--count",
+        "a",
+        "--count",
+        "th[ae]",
+    )
     assert result.exit_code == 0, result.output
     rows = read_rows(out / "runs.csv")
     assert len(rows) == 2 * 3 * 2
     assert {(r["prompt"], float(r["strength"]), int(r["seed"])) for r in rows} == {
-        (p, s, seed) for p in ("Tell me about your day.", "What do you think of me?")
-        for s in (-0.5, 0.0, 0.5) for seed in (0, 1)}
+        (p, s, seed)
+        for p in ("Tell me about your day.", "What do you think of me?")
+        for s in (-0.5, 0.0, 0.5)
+        for seed in (0, 1)
+    }
     for row in rows:
         assert math.isfinite(float(row["readout"])) and math.isfinite(float(row["readout_smoothed"]))
         assert -1 <= float(row["valence"]) <= 1
@@ -89,21 +116,24 @@ def test_other_layers_are_steered_and_recorded(tmp_path, tiny_model_dir, tiny_pa
     assert '"layers": [\n    1,\n    2\n  ]' in (out / "sweep.json").read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("args, fragments", [
-    (["--strengths=abc", "--prompt", "hi"], ["expected START:STOP:STEP"]),
-    (["--strengths=0.5:0:0.1", "--prompt", "hi"], ["START 0.5 is above STOP 0"]),
-    (["--strengths=0:1:0", "--prompt", "hi"], ["the step must be above 0"]),
-    (["--strengths=0:1:0.5:2", "--prompt", "hi"], ["expected START:STOP:STEP"]),
-    (["--strengths=0:3:1", "--prompt", "hi"], ["out of range", "-2 to 2"]),
-    (["--strengths=0", "--prompt", "hi", "--count", "(unclosed"], ["not a regular expression"]),
-    (["--strengths=0", "--prompt", "hi", "--count", "x*"], ["matches the empty text"]),
-    (["--strengths=0"], ["give one of --prompt TEXT or --prompts FILE"]),
-    (["--strengths=0", "--prompt", "hi", "--prompts", "p.txt"], ["give one of --prompt TEXT or --prompts FILE"]),
-    (["--strengths=0", "--prompts", "nowhere.txt"], ["no such prompts file"]),
-    (["--strengths=0", "--prompt", "hi", "--layers", "3"], ["layer 3 is not stored", "1, 2"]),
-    (["--strengths=0", "--prompt", "hi", "--layers", "x"], ["expected block indices"]),
-    (["--strengths=0", "--prompt", "hi", "--seeds", "3", "--temperature", "0"], ["3 identical greedy runs"]),
-])
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--strengths=abc", "--prompt", "hi"], ["expected START:STOP:STEP"]),
+        (["--strengths=0.5:0:0.1", "--prompt", "hi"], ["START 0.5 is above STOP 0"]),
+        (["--strengths=0:1:0", "--prompt", "hi"], ["the step must be above 0"]),
+        (["--strengths=0:1:0.5:2", "--prompt", "hi"], ["expected START:STOP:STEP"]),
+        (["--strengths=0:3:1", "--prompt", "hi"], ["out of range", "-2 to 2"]),
+        (["--strengths=0", "--prompt", "hi", "--count", "(unclosed"], ["not a regular expression"]),
+        (["--strengths=0", "--prompt", "hi", "--count", "x*"], ["matches the empty text"]),
+        (["--strengths=0"], ["give one of --prompt TEXT or --prompts FILE"]),
+        (["--strengths=0", "--prompt", "hi", "--prompts", "p.txt"], ["give one of --prompt TEXT or --prompts FILE"]),
+        (["--strengths=0", "--prompts", "nowhere.txt"], ["no such prompts file"]),
+        (["--strengths=0", "--prompt", "hi", "--layers", "3"], ["layer 3 is not stored", "1, 2"]),
+        (["--strengths=0", "--prompt", "hi", "--layers", "x"], ["expected block indices"]),
+        (["--strengths=0", "--prompt", "hi", "--seeds", "3", "--temperature", "0"], ["3 identical greedy runs"]),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, tiny_model_dir, tiny_pack, args, fragments):
     result = sweep(tiny_model_dir, tiny_pack, tmp_path / "never", *args)
     assert_one_line_error(result, *fragments)
@@ -111,16 +141,42 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, tiny_model_dir, tiny_pa
 
 
 def test_an_unknown_emotion_gets_suggestions(tmp_path, tiny_model_dir, tiny_pack):
-    result = invoke("sweep", "--vectors", tiny_pack.path, "--model", tiny_model_dir, "--emotion", "hapy",
-                    "--strengths=0", "--prompt", "hi", "--out", tmp_path / "never")
+    result = invoke(
+        "sweep",
+        "--vectors",
+        tiny_pack.path,
+        "--model",
+        tiny_model_dir,
+        "--emotion",
+        "hapy",
+        "--strengths=0",
+        "--prompt",
+        "hi",
+        "--out",
+        tmp_path / "never",
+    )
     assert_one_line_error(result, "unknown emotion 'hapy'", "did you mean happy")
 
 
 def test_a_rerun_with_other_settings_is_refused(tmp_path, tiny_model_dir, tiny_pack):
     out = tmp_path / "sweep"
     assert sweep(tiny_model_dir, tiny_pack, out, "--strengths=0", "--prompt", "hi").exit_code == 0
-    result = invoke("sweep", "--vectors", tiny_pack.path, "--model", tiny_model_dir, "--emotion", "happy",
-                    "--max-tokens", "6", "--out", out, "--strengths=0", "--prompt", "hi")
+    result = invoke(
+        "sweep",
+        "--vectors",
+        tiny_pack.path,
+        "--model",
+        tiny_model_dir,
+        "--emotion",
+        "happy",
+        "--max-tokens",
+        "6",
+        "--out",
+        out,
+        "--strengths=0",
+        "--prompt",
+        "hi",
+    )
     assert_one_line_error(result, "holds a sweep with max_tokens 5, not 6", "choose another --out")
 
 

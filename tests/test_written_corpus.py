@@ -45,14 +45,19 @@ def test_the_test_topics_are_disjoint_from_the_training_topics(shipped):
 
 
 def test_no_story_names_its_emotion(shipped):
-    named = [(r["subject"], r["topic"], emotion_mentions(r["text"], r["subject"]))
-             for split in ("train", "test") for r in shipped[split].records if emotion_mentions(r["text"], r["subject"])]
+    named = [
+        (r["subject"], r["topic"], emotion_mentions(r["text"], r["subject"]))
+        for split in ("train", "test")
+        for r in shipped[split].records
+        if emotion_mentions(r["text"], r["subject"])
+    ]
     assert named == []
 
 
 def test_stories_are_80_to_200_words(shipped):
-    lengths = [word_count(r["text"]) for split in ("train", "test") for r in shipped[split].records
-               if r["kind"] == "story"]
+    lengths = [
+        word_count(r["text"]) for split in ("train", "test") for r in shipped[split].records if r["kind"] == "story"
+    ]
     assert min(lengths) >= 80 and max(lengths) <= 200
 
 
@@ -89,23 +94,69 @@ SCENES = ["a kitchen at dawn", "a bus in the rain", "a letter on the mat", "a ho
 
 
 def write_tiny_corpus(path, emotions=TINY):
-    lines = [{"type": "header", "corpus": "emolab-written", "name": "tiny", "version": 1, "split": "train",
-              "written_for": "emolab tests", "licence": "MIT", "counts": {}}]
+    lines = [
+        {
+            "type": "header",
+            "corpus": "emolab-written",
+            "name": "tiny",
+            "version": 1,
+            "split": "train",
+            "written_for": "emolab tests",
+            "licence": "MIT",
+            "counts": {},
+        }
+    ]
     for emotion in emotions:
         for topic, scene in enumerate(SCENES):
-            lines.append({"key": f"story|{emotion}|{topic}|0", "kind": "story", "subject": emotion, "topic": topic,
-                          "k": 0, "text": f"In {scene} someone was {emotion}; the day went on and on for them."})
-    for number, text in enumerate(["Human: sort 3, 1, 2. Assistant: 1, 2, 3.", "The meeting is at nine.",
-                                   "Press the reset button for ten seconds."]):
-        lines.append({"key": f"neutral|written|{number}|0", "kind": "neutral", "subject": "dialogue",
-                      "topic": number, "k": 0, "text": text})
+            lines.append(
+                {
+                    "key": f"story|{emotion}|{topic}|0",
+                    "kind": "story",
+                    "subject": emotion,
+                    "topic": topic,
+                    "k": 0,
+                    "text": f"In {scene} someone was {emotion}; the day went on and on for them.",
+                }
+            )
+    for number, text in enumerate(
+        [
+            "Human: sort 3, 1, 2. Assistant: 1, 2, 3.",
+            "The meeting is at nine.",
+            "Press the reset button for ten seconds.",
+        ]
+    ):
+        lines.append(
+            {
+                "key": f"neutral|written|{number}|0",
+                "kind": "neutral",
+                "subject": "dialogue",
+                "topic": number,
+                "k": 0,
+                "text": text,
+            }
+        )
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     return path
 
 
 def corpus_args(model_dir, out, corpus, emotions_file):
-    return ["build-pack", "--model", str(model_dir), "--out", str(out), "--corpus", str(corpus), "--emotions",
-            str(emotions_file), "--layers", "1,2,3", "--start-token", "2", "--batch-size", "2"]
+    return [
+        "build-pack",
+        "--model",
+        str(model_dir),
+        "--out",
+        str(out),
+        "--corpus",
+        str(corpus),
+        "--emotions",
+        str(emotions_file),
+        "--layers",
+        "1,2,3",
+        "--start-token",
+        "2",
+        "--batch-size",
+        "2",
+    ]
 
 
 @pytest.fixture
@@ -116,7 +167,8 @@ def emotions_file(tmp_path):
 
 
 def test_build_pack_reads_a_written_corpus_resumes_after_an_interruption_and_validates(
-        tmp_path, tiny_model_dir, emotions_file, monkeypatch):
+    tmp_path, tiny_model_dir, emotions_file, monkeypatch
+):
     corpus = write_tiny_corpus(tmp_path / "tiny.jsonl")
     out = tmp_path / "pack"
     reads = []
@@ -151,18 +203,22 @@ def test_build_pack_reads_a_written_corpus_resumes_after_an_interruption_and_val
 
 def test_a_dry_run_estimates_reading_time(tmp_path, tiny_model_dir, emotions_file):
     corpus = write_tiny_corpus(tmp_path / "tiny.jsonl")
-    result = CliRunner().invoke(main, [*corpus_args(tiny_model_dir, tmp_path / "p", corpus, emotions_file),
-                                       "--dry-run"])
+    result = CliRunner().invoke(
+        main, [*corpus_args(tiny_model_dir, tmp_path / "p", corpus, emotions_file), "--dry-run"]
+    )
     assert result.exit_code == 0, result.output
     assert "20 stories for 4 emotions, 3 neutral texts (read, not generated)" in result.output
     assert "minutes of reading" in result.output and not (tmp_path / "p").exists()
 
 
-@pytest.mark.parametrize("corpus, message", [
-    ("no-such-corpus", "no such file, and not a corpus name"),
-    ("bad.jsonl", "not a written emolab corpus"),
-    ("short.jsonl", "the corpus has no stories for calm"),
-])
+@pytest.mark.parametrize(
+    "corpus, message",
+    [
+        ("no-such-corpus", "no such file, and not a corpus name"),
+        ("bad.jsonl", "not a written emolab corpus"),
+        ("short.jsonl", "the corpus has no stories for calm"),
+    ],
+)
 def test_bad_corpora_are_one_line_and_exit_2(tmp_path, tiny_model_dir, emotions_file, corpus, message):
     (tmp_path / "bad.jsonl").write_text('{"type": "header", "plan": {}}\n')
     write_tiny_corpus(tmp_path / "short.jsonl", emotions=TINY[:3])

@@ -15,14 +15,24 @@ from emolab.core.errors import EmolabError
 @click.option("--svg", type=click.Path(dir_okay=False), help="A timeline plot as SVG.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="One row per token, one column per emotion.")
 @click.option("--markdown", type=click.Path(dir_okay=False), help="The transcript with each token's top emotions.")
-@click.option("--emotion", "emotions", multiple=True,
-              help="Emotions to plot (default: those pinned in the console, else the six most active).")
+@click.option(
+    "--emotion",
+    "emotions",
+    multiple=True,
+    help="Emotions to plot (default: those pinned in the console, else the six most active).",
+)
 @click.option("--raw", is_flag=True, help="Each token's own readout, not the smoothed one the console showed.")
 def export(session_path, png, svg, csv_path, markdown, emotions, raw):
     """Export a recorded session."""
     from emolab.core.session import load_session
-    from emolab.core.session.export import (check_exportable, choose_emotions, plot_timeline, session_half_life,
-                                            write_csv, write_markdown)
+    from emolab.core.session.export import (
+        check_exportable,
+        choose_emotions,
+        plot_timeline,
+        session_half_life,
+        write_csv,
+        write_markdown,
+    )
 
     if not any((png, svg, csv_path, markdown)):
         raise EmolabError("say what to export: --png, --svg, --csv and/or --markdown")

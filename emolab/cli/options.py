@@ -17,8 +17,12 @@ def model_options(function):
     """--vectors, --model, --device, --dtype, --trust-remote-code."""
 
     @click.option("--vectors", "vectors", metavar="PACK", help="A vector pack directory, e.g. vectors/sonnet-proxy.")
-    @click.option("--model", "model", metavar="MODEL",
-                  help="A local directory, a hub id, or `bundled`. Default: the model the pack was built for.")
+    @click.option(
+        "--model",
+        "model",
+        metavar="MODEL",
+        help="A local directory, a hub id, or `bundled`. Default: the model the pack was built for.",
+    )
     @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
     @click.option("--dtype", default="auto", show_default=True, help="auto, float32, bfloat16 or float16.")
     @click.option("--trust-remote-code", is_flag=True, help="Allow the model repository's own Python code to run.")
@@ -44,12 +48,14 @@ def open_model(pack, model, device, dtype, trust_remote_code):
 
     reference = model or (pack.model_id if pack is not None else "bundled")
     with conversion_progress() as progress:
-        return load_checked(pack, reference, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
-                            progress=progress)
+        return load_checked(
+            pack, reference, device=device, dtype=dtype, trust_remote_code=trust_remote_code, progress=progress
+        )
 
 
-def load_checked(pack, reference: str, *, device: str, dtype: str, trust_remote_code: bool,
-                 progress: ProgressCallback | None):
+def load_checked(
+    pack, reference: str, *, device: str, dtype: str, trust_remote_code: bool, progress: ProgressCallback | None
+):
     """Load a model and check that the pack (if any) was built for its shape."""
     from emolab.core.models import load_model
 
@@ -62,8 +68,10 @@ def load_checked(pack, reference: str, *, device: str, dtype: str, trust_remote_
 def weights_warning(pack, loaded) -> str | None:
     recorded = pack.model_weights
     if recorded and loaded.weights_id not in ("unknown", recorded):
-        return (f"the pack {pack.name} was built on weights {recorded[:23]}, "
-                f"but {loaded.reference} has {loaded.weights_id[:23]}: readouts may be off")
+        return (
+            f"the pack {pack.name} was built on weights {recorded[:23]}, "
+            f"but {loaded.reference} has {loaded.weights_id[:23]}: readouts may be off"
+        )
     return None
 
 

@@ -26,7 +26,9 @@ def info(path):
 @click.argument("path", metavar="PACK")
 @click.option("--model", default=None, help="Default: the model the pack was built for.")
 @click.option("--device", default="auto", show_default=True)
-@click.option("--dtype", default=None, help="Default: the dtype the pack was built in, so that its cached activations are reused.")
+@click.option(
+    "--dtype", default=None, help="Default: the dtype the pack was built in, so that its cached activations are reused."
+)
 @click.option("--trust-remote-code", is_flag=True)
 def alerts(path, model, device, dtype, trust_remote_code):
     """Calibrate a pack's default alert thresholds and smoothing (alerts.json) again.

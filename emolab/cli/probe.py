@@ -16,7 +16,9 @@ from emolab.core.errors import EmolabError
 @click.command()
 @model_options
 @click.argument("source", metavar="FILE|-")
-@click.option("--top", "top_k", default=3, show_default=True, type=click.IntRange(min=1), help="Emotions shown per token.")
+@click.option(
+    "--top", "top_k", default=3, show_default=True, type=click.IntRange(min=1), help="Emotions shown per token."
+)
 @click.option("--json", "as_json", is_flag=True, help="Write token events as JSON lines, as `run --json` does.")
 @click.option("--raw", is_flag=True, help="Show each token's own readout, not the smoothed one the console shows.")
 def probe(vectors, model, device, dtype, trust_remote_code, source, top_k, as_json, raw):

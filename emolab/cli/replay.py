@@ -15,11 +15,16 @@ from emolab.core.errors import EmolabError
 @click.option("--top", "top_k", default=3, show_default=True, type=click.IntRange(min=1))
 @click.option("--all-tokens", is_flag=True, help="Also list the prompt tokens, not only the replies.")
 @click.option("--verify", is_flag=True, help="Re-run the session and compare it token for token.")
-@click.option("--strict", is_flag=True, help="With --verify: a model or pack that differs from the recording is an error.")
+@click.option(
+    "--strict", is_flag=True, help="With --verify: a model or pack that differs from the recording is an error."
+)
 @click.option("--vectors", default=None, metavar="PACK", help="The pack (default: the recorded path).")
 @click.option("--model", default=None, help="With --verify: the model (default: the recorded one).")
-@click.option("--device", default=None, help="With --verify: where to run (default: the recorded device, since "
-              "another device computes other numbers).")
+@click.option(
+    "--device",
+    default=None,
+    help="With --verify: where to run (default: the recorded device, since another device computes other numbers).",
+)
 def replay(session_path, headless, top_k, all_tokens, verify, strict, vectors, model, device):
     """Play a recorded session back (recovering it first if the recording was cut off)."""
     from emolab.core.session import load_session
@@ -41,13 +46,21 @@ def print_transcript(data, *, top_k: int, all_tokens: bool) -> None:
     from emolab.core.session.export import reply_labels
 
     meta = data.meta
-    click.echo(click.style(f"session  {meta['created']}  model {meta['model']['id']}  pack {meta['pack']['name']}  "
-                           f"{meta['device']}/{meta['dtype']}  seed {meta['sampling']['seed']}", dim=True))
+    click.echo(
+        click.style(
+            f"session  {meta['created']}  model {meta['model']['id']}  pack {meta['pack']['name']}  "
+            f"{meta['device']}/{meta['dtype']}  seed {meta['sampling']['seed']}",
+            dim=True,
+        )
+    )
     emotions = data.emotions
     probes = data.probe_matrix().astype(np.float32)
     columns = data.columns
-    changes = {change["first_token"]: change for change in data.steering_with_first_tokens()
-               if change["first_token"] is not None}
+    changes = {
+        change["first_token"]: change
+        for change in data.steering_with_first_tokens()
+        if change["first_token"] is not None
+    }
     alerts = {note["token_index"]: note for note in data.notes if note["kind"] == "alert" and "token_index" in note}
     for turn in data.turns:
         if turn["role"] == "user":
@@ -59,11 +72,17 @@ def print_transcript(data, *, top_k: int, all_tokens: bool) -> None:
             if index in changes:
                 change = changes.pop(index)
                 state = data.states.get(str(change["version"]), {})
-                click.echo(click.style(f"      ⟂ steering now {', '.join(f'{k} {v:+.2f}' for k, v in state.items()) or 'off'}",
-                                       fg="yellow"))
+                click.echo(
+                    click.style(
+                        f"      ⟂ steering now {', '.join(f'{k} {v:+.2f}' for k, v in state.items()) or 'off'}",
+                        fg="yellow",
+                    )
+                )
             click.echo(token_line(index, columns["text"][row], probes[row], emotions, top_k))
             if index in alerts:
-                click.echo(click.style(f"      ⚠ {alerts[index]['emotion']} crossed {alerts[index]['threshold']}", fg="red"))
+                click.echo(
+                    click.style(f"      ⚠ {alerts[index]['emotion']} crossed {alerts[index]['threshold']}", fg="red")
+                )
         click.echo(turn["text"])
     if all_tokens:
         click.echo(click.style("\nall tokens", bold=True))
@@ -85,8 +104,9 @@ def _verify(data, *, vectors, model, strict, device) -> None:
     pack = _session_pack(data, vectors)
     meta = data.meta
     with conversion_progress() as progress:
-        loaded = load_model(model or meta["model"]["id"], device=_verify_device(meta, device), dtype=meta["dtype"],
-                            progress=progress)
+        loaded = load_model(
+            model or meta["model"]["id"], device=_verify_device(meta, device), dtype=meta["dtype"], progress=progress
+        )
     engine = Engine(loaded, pack)
     warnings = hash_warnings(data, engine)
     for warning in warnings:
@@ -113,8 +133,10 @@ def _verify_device(meta, device: str | None) -> str:
     try:
         pick_device(meta["device"])
     except EmolabError:
-        raise EmolabError(f"the session was recorded on {meta['device']}, which this machine does not have; "
-                          "pass --device to verify elsewhere (the numbers may then differ)") from None
+        raise EmolabError(
+            f"the session was recorded on {meta['device']}, which this machine does not have; "
+            "pass --device to verify elsewhere (the numbers may then differ)"
+        ) from None
     return meta["device"]
 
 
@@ -135,6 +157,8 @@ def _session_pack(data, vectors):
 
     pack_path = vectors or data.meta["pack"]["path"]
     if vectors is None and not Path(pack_path).is_dir():
-        raise EmolabError(f"the session was recorded with pack {data.meta['pack']['name']} at {pack_path}, "
-                          "which is not here; pass --vectors PACK")
+        raise EmolabError(
+            f"the session was recorded with pack {data.meta['pack']['name']} at {pack_path}, "
+            "which is not here; pass --vectors PACK"
+        )
     return load_pack(pack_path)

@@ -8,27 +8,56 @@ from emolab.cli.jsonl import dumps, event_record
 from emolab.cli.options import model_options, open_model, open_pack, weights_warning
 from emolab.cli.render import token_line
 from emolab.core.errors import EmolabError
-from emolab.core.events import Token, TurnFinished, TurnStarted, Truncated
+from emolab.core.events import Token, Truncated, TurnFinished, TurnStarted
 
 
 @click.command()
 @model_options
 @click.option("--prompt", "-p", required=True, help="The user message.")
 @click.option("--system", default=None, help="A system prompt (default: the chat template's own).")
-@click.option("--steer", "steer", multiple=True, metavar="EMOTION=STRENGTH",
-              help="Steer toward an emotion, in units of the layer's mean residual norm. Repeatable.")
+@click.option(
+    "--steer",
+    "steer",
+    multiple=True,
+    metavar="EMOTION=STRENGTH",
+    help="Steer toward an emotion, in units of the layer's mean residual norm. Repeatable.",
+)
 @click.option("--max-tokens", default=200, show_default=True, type=click.IntRange(min=1))
 @click.option("--temperature", default=0.7, show_default=True, type=float, help="0 is greedy.")
 @click.option("--top-p", default=0.9, show_default=True, type=float)
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--top", "top_k", default=3, show_default=True, type=click.IntRange(min=1), help="Emotions shown per token.")
+@click.option(
+    "--top", "top_k", default=3, show_default=True, type=click.IntRange(min=1), help="Emotions shown per token."
+)
 @click.option("--show-prompt", is_flag=True, help="Also show the prompt's tokens and readouts.")
 @click.option("--json", "as_json", is_flag=True, help="Write one JSON object per line (see README).")
-@click.option("--session", "session_path", default=None, type=click.Path(dir_okay=False),
-              help="Also record the turn to this session file (needs --vectors).")
+@click.option(
+    "--session",
+    "session_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Also record the turn to this session file (needs --vectors).",
+)
 @click.option("--raw", is_flag=True, help="Show each token's own readout, not the smoothed one the console shows.")
-def run(vectors, model, device, dtype, trust_remote_code, prompt, system, steer, max_tokens, temperature, top_p,
-        seed, top_k, show_prompt, as_json, session_path, raw):
+def run(
+    vectors,
+    model,
+    device,
+    dtype,
+    trust_remote_code,
+    prompt,
+    system,
+    steer,
+    max_tokens,
+    temperature,
+    top_p,
+    seed,
+    top_k,
+    show_prompt,
+    as_json,
+    session_path,
+    raw,
+):
     """Run one chat turn with live probes, and optional steering."""
     from emolab.core.engine import Engine
     from emolab.core.sampling import Sampling
@@ -64,12 +93,20 @@ def run(vectors, model, device, dtype, trust_remote_code, prompt, system, steer,
     warning = weights_warning(pack, loaded) if pack is not None else None
 
     if as_json:
-        start = {"type": "start", "model": loaded.reference, "weights": loaded.weights_id,
-                 "device": loaded.device.type, "dtype": str(loaded.dtype).removeprefix("torch."),
-                 "decoder": engine.decoder.name, "matmul": engine.decoder.matmul, "prompt_format": loaded.prompt_format,
-                 "pack": pack.name if pack else None, "emotions": emotions or [],
-                 "steering": engine.steering.snapshot().as_dict() if engine.steering else {},
-                 "sampling": {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens, "seed": seed}}
+        start = {
+            "type": "start",
+            "model": loaded.reference,
+            "weights": loaded.weights_id,
+            "device": loaded.device.type,
+            "dtype": str(loaded.dtype).removeprefix("torch."),
+            "decoder": engine.decoder.name,
+            "matmul": engine.decoder.matmul,
+            "prompt_format": loaded.prompt_format,
+            "pack": pack.name if pack else None,
+            "emotions": emotions or [],
+            "steering": engine.steering.snapshot().as_dict() if engine.steering else {},
+            "sampling": {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens, "seed": seed},
+        }
         click.echo(dumps(start))
         if warning:
             click.echo(dumps({"type": "warning", "message": warning}))
@@ -77,10 +114,17 @@ def run(vectors, model, device, dtype, trust_remote_code, prompt, system, steer,
             click.echo(dumps(event_record(event, emotions)))
         return
 
-    steering = ", ".join(f"{name} {value:+g}" for name, value in engine.steering.snapshot().strengths.items()) \
-        if engine.steering else ""
-    click.echo(click.style(
-        f"{loaded.describe()} · pack {pack.name if pack else 'none'} · steering {steering or 'off'}", dim=True), err=True)
+    steering = (
+        ", ".join(f"{name} {value:+g}" for name, value in engine.steering.snapshot().strengths.items())
+        if engine.steering
+        else ""
+    )
+    click.echo(
+        click.style(
+            f"{loaded.describe()} · pack {pack.name if pack else 'none'} · steering {steering or 'off'}", dim=True
+        ),
+        err=True,
+    )
     if warning:
         click.echo(click.style(f"warning: {warning}", fg="yellow"), err=True)
     for event in events:
@@ -96,9 +140,13 @@ def run(vectors, model, device, dtype, trust_remote_code, prompt, system, steer,
         elif isinstance(event, TurnFinished):
             click.echo(click.style("\nreply", bold=True))
             click.echo(event.text)
-            click.echo(click.style(
-                f"\n{event.reply_tokens} tokens, {event.tokens_per_second:.1f} tokens/s, ended by {event.reason}",
-                dim=True), err=True)
+            click.echo(
+                click.style(
+                    f"\n{event.reply_tokens} tokens, {event.tokens_per_second:.1f} tokens/s, ended by {event.reason}",
+                    dim=True,
+                ),
+                err=True,
+            )
 
 
 def _recorded(events, recorder, prompt):

@@ -53,7 +53,7 @@ class Lane:
 def first_difference(first: Sequence[int], second: Sequence[int]) -> int | None:
     """The offset of the first token where two replies differ (one ending earlier is a difference);
     None when they are the same."""
-    for offset, (a, b) in enumerate(zip(first, second)):
+    for offset, (a, b) in enumerate(zip(first, second, strict=False)):
         if a != b:
             return offset
     return None if len(first) == len(second) else min(len(first), len(second))

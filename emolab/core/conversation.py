@@ -45,13 +45,13 @@ class Conversation:
         self.replies = {index: reply for index, reply in self.replies.items() if index < count}
         self.window_start = min(self.window_start, max(0, count - 1))
 
-    def copy(self) -> "Conversation":
+    def copy(self) -> Conversation:
         """A snapshot that later turns do not change: a branch of the chat to go back to."""
         return copy.deepcopy(self)
 
     def visible(self) -> list[dict[str, str]]:
         head = [{"role": "system", "content": self.system}] if self.system else []
-        return head + self.messages[self.window_start:]
+        return head + self.messages[self.window_start :]
 
     def drop_last_reply(self) -> bool:
         if self.messages and self.messages[-1]["role"] == "assistant":
@@ -70,7 +70,7 @@ PLAIN_TRANSCRIPT_NOTE = "no chat template: plain transcript"  # what the console
 
 
 def prompt_format(tokenizer) -> str:
-    """"chat" when the model has a chat template, else "plain": a base model, given a plain transcript."""
+    """ "chat" when the model has a chat template, else "plain": a base model, given a plain transcript."""
     return "chat" if getattr(tokenizer, "chat_template", None) else "plain"
 
 

@@ -43,7 +43,7 @@ class TransformersDecoder:
         parameters = inspect.signature(self.model.forward).parameters
         self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
 
-    def __enter__(self) -> "TransformersDecoder":
+    def __enter__(self) -> TransformersDecoder:
         self._hooks.__enter__()
         return self
 
@@ -61,8 +61,10 @@ class TransformersDecoder:
         length = cache.get_seq_length()
         if keep >= length:
             return True
-        if any(getattr(layer, "is_sliding", False) and layer.get_seq_length() >= layer.sliding_window
-               for layer in getattr(cache, "layers", ())):
+        if any(
+            getattr(layer, "is_sliding", False) and layer.get_seq_length() >= layer.sliding_window
+            for layer in getattr(cache, "layers", ())
+        ):
             return False
         cache.crop(keep - length)  # a negative count removes that many
         return True
@@ -78,8 +80,9 @@ class TransformersDecoder:
         self._hooks.additions = additions
         self._hooks.captured = None
         input_ids = torch.tensor([ids], device=self.input_device)
-        output = self.model(input_ids=input_ids, use_cache=True, logits_to_keep=logits_for or 1,
-                            **{self._cache_argument: cache})
+        output = self.model(
+            input_ids=input_ids, use_cache=True, logits_to_keep=logits_for or 1, **{self._cache_argument: cache}
+        )
         captured = self._hooks.captured
         logits = output.logits[0, -1] if logits_for is None else output.logits[0]
         return logits, (captured[0] if captured is not None else None)

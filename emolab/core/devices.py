@@ -36,8 +36,10 @@ def pick_device(requested: str = "auto") -> torch.device:
         raise EmolabError(f"--device {requested}: CUDA is not available on this machine")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         count = torch.cuda.device_count()
-        raise EmolabError(f"--device {requested}: this machine has {count} CUDA device{'s' if count != 1 else ''} "
-                          f"(cuda:0 to cuda:{count - 1})")
+        raise EmolabError(
+            f"--device {requested}: this machine has {count} CUDA device{'s' if count != 1 else ''} "
+            f"(cuda:0 to cuda:{count - 1})"
+        )
     if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise EmolabError(f"--device {requested}: MPS is not available on this machine")
     return device

@@ -11,8 +11,16 @@ def load_schema(name: str) -> dict:
     return json.loads(resources.files("emolab").joinpath(f"schemas/{name}").read_text(encoding="utf-8"))
 
 
-def check_document(document: object, path: Path, *, schema: str, format_name: str, versions: tuple[int, ...],
-                   error: type[Exception], what: str) -> None:
+def check_document(
+    document: object,
+    path: Path,
+    *,
+    schema: str,
+    format_name: str,
+    versions: tuple[int, ...],
+    error: type[Exception],
+    what: str,
+) -> None:
     """Raise `error` with one line naming the file and the first problem, or return."""
     import jsonschema
 
@@ -22,9 +30,13 @@ def check_document(document: object, path: Path, *, schema: str, format_name: st
     version = max(versions)
     if document.get("format") == format_name and isinstance(found, int) and found not in versions:
         hint = "upgrade emolab" if found > version else "it cannot be read by this emolab"
-        raise error(f"{path}: format version {found} is {'newer' if found > version else 'older'} than this "
-                    f"emolab reads ({version}); {hint}")
-    problem = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(load_schema(schema)).iter_errors(document))
+        raise error(
+            f"{path}: format version {found} is {'newer' if found > version else 'older'} than this "
+            f"emolab reads ({version}); {hint}"
+        )
+    problem = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(load_schema(schema)).iter_errors(document)
+    )
     if problem is not None:
         where = problem.json_path if problem.json_path != "$" else f"the {what}"
         raise error(f"{path}: {where}: {problem.message}")

@@ -35,9 +35,9 @@ from emolab.core.events import (
     Event,
     LaneEvent,
     Token,
+    Truncated,
     TurnFinished,
     TurnStarted,
-    Truncated,
 )
 from emolab.core.models import LoadedModel
 from emolab.core.pack import VectorPack
@@ -97,8 +97,12 @@ class Engine:
             self.steering = None
             self.probe = None
             self._vectors = None
-        self.decoder = open_decoder(model, probe_layer=pack.probe_layer if pack is not None else None,
-                                    steer_layers=self.steer_layers, kind=decoder)
+        self.decoder = open_decoder(
+            model,
+            probe_layer=pack.probe_layer if pack is not None else None,
+            steer_layers=self.steer_layers,
+            kind=decoder,
+        )
 
     # -- commands (any thread) ------------------------------------------------------------------
 
@@ -163,8 +167,14 @@ class Engine:
         with self._busy_guard():
             self.conversation = conversation.copy()
 
-    def compare(self, other: Mapping[str, float] | None = None, sampling: Sampling | None = None, *,
-                steering: Mapping[str, float] | None = None, mode: str = "auto") -> Iterator[Event]:
+    def compare(
+        self,
+        other: Mapping[str, float] | None = None,
+        sampling: Sampling | None = None,
+        *,
+        steering: Mapping[str, float] | None = None,
+        mode: str = "auto",
+    ) -> Iterator[Event]:
         """Answer the last user message twice, side by side: lane 0 under `steering` (default: the
         sliders now, held for the whole reply), lane 1 under `other` (default: no steering). Both
         sample with the seed restarted, so only the steering differs. The conversation goes on with
@@ -178,8 +188,10 @@ class Engine:
         mode = choose_mode(mode, self.decoder)
         if not any(message["role"] == "user" for message in self.conversation.messages):
             raise EmolabError("there is no message to answer twice yet")
-        states = (self.steering.snapshot() if steering is None else self.steering.numbered(steering),
-                  self.steering.numbered(other or {}))
+        states = (
+            self.steering.snapshot() if steering is None else self.steering.numbered(steering),
+            self.steering.numbered(other or {}),
+        )
         self.conversation.drop_last_reply()
         return self._compare(states, sampling or self.sampling, mode)
 
@@ -207,12 +219,13 @@ class Engine:
             reused, refed = self._reuse_cache(ids)
             self.smoother.reset()
             if kept:
-                yield BranchStarted(len(self.conversation.messages), len(ids) - 1, len(kept), reused - refed,
-                                    self.elapsed())
+                yield BranchStarted(
+                    len(self.conversation.messages), len(ids) - 1, len(kept), reused - refed, self.elapsed()
+                )
             else:
                 yield TurnStarted(len(ids), reused - refed, self.loaded.context_window, self.elapsed())
             snapshot = self._snapshot(fed=len(ids) - reused)
-            logits, readouts = self._forward(ids[reused - refed:], snapshot)
+            logits, readouts = self._forward(ids[reused - refed :], snapshot)
             if refed and readouts is not None:
                 readouts = readouts[refed:]  # the prefix fed again was read before
             if not kept:  # a branch's context was read before: its tokens are the sibling's
@@ -241,15 +254,22 @@ class Engine:
                         logits, readouts = self._forward([token_id], snapshot)
                         piece = reply.push(token_id)
                         pieces.append(piece)
-                        yield self._token_event(token_id, piece, len(self._cached_ids) - 1,
-                                                readouts[0] if readouts is not None else None, chosen_under, "reply")
+                        yield self._token_event(
+                            token_id,
+                            piece,
+                            len(self._cached_ids) - 1,
+                            readouts[0] if readouts is not None else None,
+                            chosen_under,
+                            "reply",
+                        )
             finally:
                 text = head + "".join(pieces)
                 self.conversation.add("assistant", text, ReplyTokens(len(prompt), tuple(reply.ids)))
             seconds = time.perf_counter() - began
             count = len(pieces)
-            yield TurnFinished(reason, text, count, seconds, self.elapsed(),
-                               tokens_per_second=count / seconds if seconds > 0 else 0.0)
+            yield TurnFinished(
+                reason, text, count, seconds, self.elapsed(), tokens_per_second=count / seconds if seconds > 0 else 0.0
+            )
 
     def _compare(self, states: tuple[SteeringSnapshot, SteeringSnapshot], sampling: Sampling, mode: str):
         with self._busy_guard(), torch.inference_mode(), self.decoder:
@@ -261,15 +281,32 @@ class Engine:
             fresh, base = ids[reused:], self.decoder.copy_cache(self._cache)
             lanes = []
             for number, state in enumerate(states):
-                lane = Lane(number, self._cache if number == 0 else base, list(ids[:reused]), state,
-                            self._vectors.compute(state.strengths), Sampler(sampling.seed),
-                            Smoother(self.smoother.half_life), IncrementalDecoder(self.loaded.tokenizer))
+                lane = Lane(
+                    number,
+                    self._cache if number == 0 else base,
+                    list(ids[:reused]),
+                    state,
+                    self._vectors.compute(state.strengths),
+                    Sampler(sampling.seed),
+                    Smoother(self.smoother.half_life),
+                    IncrementalDecoder(self.loaded.tokenizer),
+                )
                 lane.logits, readouts = self._lane_forward(lane, fresh)
                 lanes.append(lane)
                 pieces = IncrementalDecoder(self.loaded.tokenizer)
                 for offset, token_id in enumerate(fresh):
-                    yield LaneEvent(number, self._token_event(token_id, pieces.push(token_id), reused + offset,
-                                                              readouts[offset], state, "prompt", lane.smoother))
+                    yield LaneEvent(
+                        number,
+                        self._token_event(
+                            token_id,
+                            pieces.push(token_id),
+                            reused + offset,
+                            readouts[offset],
+                            state,
+                            "prompt",
+                            lane.smoother,
+                        ),
+                    )
             began = time.perf_counter()
             self._cache, self._cached_ids = None, []  # until lane 0's is known good
             with intra_op_threads(self.decode_threads):
@@ -281,8 +318,13 @@ class Engine:
             self.compared.add("assistant", second.text, ReplyTokens(len(ids), tuple(second.reply.ids)))
             self.conversation.add("assistant", first.text, ReplyTokens(len(ids), tuple(first.reply.ids)))
             counts = (len(lanes[0].reply.ids), len(lanes[1].reply.ids))
-            yield CompareFinished(first_difference(lanes[0].reply.ids, lanes[1].reply.ids), counts, seconds,
-                                  self.elapsed(), tokens_per_second=sum(counts) / seconds if seconds > 0 else 0.0)
+            yield CompareFinished(
+                first_difference(lanes[0].reply.ids, lanes[1].reply.ids),
+                counts,
+                seconds,
+                self.elapsed(),
+                tokens_per_second=sum(counts) / seconds if seconds > 0 else 0.0,
+            )
 
     def _decode_lanes(self, lanes: list[Lane], sampling: Sampling, *, batched: bool) -> Iterator[Event]:
         """Both lanes token by token: in one batch of two per step while both write (`batched`), else
@@ -304,8 +346,9 @@ class Engine:
                     lane.cache = self.decoder.lane_cache(stacked, lane.number)
                 stacked = None
             if stacked is not None:
-                logits, residuals = self.decoder.forward_lanes([token for _, token in feeding], stacked,
-                                                               [lane.additions for lane, _ in feeding])
+                logits, residuals = self.decoder.forward_lanes(
+                    [token for _, token in feeding], stacked, [lane.additions for lane, _ in feeding]
+                )
                 readouts = self.probe.read(residuals)
                 for row, (lane, token_id) in enumerate(feeding):
                     lane.ids.append(token_id)
@@ -340,8 +383,10 @@ class Engine:
     def _lane_token(self, lane: Lane, token_id: int, readout: np.ndarray) -> LaneEvent:
         piece = lane.reply.push(token_id)
         lane.pieces.append(piece)
-        return LaneEvent(lane.number, self._token_event(token_id, piece, len(lane.ids) - 1, readout, lane.state,
-                                                        "reply", lane.smoother))
+        return LaneEvent(
+            lane.number,
+            self._token_event(token_id, piece, len(lane.ids) - 1, readout, lane.state, "reply", lane.smoother),
+        )
 
     def read_text(self, text: str) -> Iterator[Token]:
         """Probe readouts for a plain text (no chat template, no steering, its own cache)."""
@@ -369,8 +414,9 @@ class Engine:
             raise EmolabError("scoring a text needs at least one token of context")
         ids = context + continuation[:-1]  # the last token predicts nothing that is scored
         if len(ids) > self.loaded.context_window:
-            raise ContextOverflowError(f"the text is {len(ids)} tokens, but the context window is "
-                                       f"{self.loaded.context_window}")
+            raise ContextOverflowError(
+                f"the text is {len(ids)} tokens, but the context window is {self.loaded.context_window}"
+            )
         with self._busy_guard(), torch.inference_mode(), self.decoder:
             logits, _ = self.decoder.forward(ids, self.decoder.new_cache(), {}, logits_for=len(continuation))
             chosen = torch.tensor(continuation, device=logits.device)[:, None]
@@ -405,7 +451,7 @@ class Engine:
         elif not self.decoder.crop(self._cache, shared):
             self._cache = self.decoder.new_cache()
             refed = shared
-        self._cached_ids = self._cached_ids[:shared - refed]
+        self._cached_ids = self._cached_ids[: shared - refed]
         return shared, refed
 
     def _forward(self, ids: list[int], snapshot: SteeringSnapshot):
@@ -423,12 +469,20 @@ class Engine:
             readout = readouts[offset] if readouts is not None else None
             yield self._token_event(token_id, piece, start + offset, readout, snapshot, source)
 
-    def _token_event(self, token_id, piece, position, readout: np.ndarray | None, snapshot, source,
-                     smoother: Smoother | None = None) -> Token:
+    def _token_event(
+        self, token_id, piece, position, readout: np.ndarray | None, snapshot, source, smoother: Smoother | None = None
+    ) -> Token:
         smoother = smoother or self.smoother
         event = Token(
-            index=self._next_index, position=position, token_id=int(token_id), text=piece, source=source,
-            probe=readout, steering=snapshot.strengths, steering_version=snapshot.version, t=self.elapsed(),
+            index=self._next_index,
+            position=position,
+            token_id=int(token_id),
+            text=piece,
+            source=source,
+            probe=readout,
+            steering=snapshot.strengths,
+            steering_version=snapshot.version,
+            t=self.elapsed(),
             smoothed=smoother.update(readout) if readout is not None else None,
         )
         self._next_index += 1

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 
@@ -94,7 +94,7 @@ class LaneEvent:
     """An event of one side of a compare: lane 0 (the sliders) or lane 1 (the other settings)."""
 
     lane: int
-    event: "Token | TurnFinished"
+    event: Token | TurnFinished
 
 
 @dataclass(frozen=True, slots=True)

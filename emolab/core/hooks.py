@@ -27,7 +27,7 @@ class ResidualHooks:
         self.captured: torch.Tensor | None = None
         self._handles: list = []
 
-    def __enter__(self) -> "ResidualHooks":
+    def __enter__(self) -> ResidualHooks:
         layers = set(self.steer_layers)
         if self.probe_layer is not None:
             layers.add(self.probe_layer)

@@ -63,8 +63,10 @@ class PackedProjection:
         weight = torch.cat([linear_weight for linear_weight, _ in linears])
         biases = [bias for _, bias in linears]
         if any(bias is None for bias in biases) and not all(bias is None for bias in biases):
-            biases = [bias if bias is not None else weight.new_zeros(linear_weight.shape[0])
-                      for linear_weight, bias in linears]
+            biases = [
+                bias if bias is not None else weight.new_zeros(linear_weight.shape[0])
+                for linear_weight, bias in linears
+            ]
         self.bias = torch.cat(biases) if biases[0] is not None else None
         self.weight = torch.ops.mkldnn._reorder_linear_weight(weight, 1)  # tuned for batch 1
         self.sizes = [linear_weight.shape[0] for linear_weight, _ in linears]
@@ -115,8 +117,9 @@ def shared_projection(weights: LlamaWeights, names: tuple[str, ...], *, packed: 
         if names == (HEAD,):  # maybe tied to the embedding, which stays
             linears = [(weights.head, weights.get(f"{HEAD}.bias"))]
         elif any(f"{name}.weight" not in weights.tensors for name in names):
-            raise ValueError(f"{names[0]}: only the packed copy of these weights is kept; load the model again "
-                             "to run it unpacked")
+            raise ValueError(
+                f"{names[0]}: only the packed copy of these weights is kept; load the model again to run it unpacked"
+            )
         else:
             linears = [(weights.tensors[f"{name}.weight"], weights.get(f"{name}.bias")) for name in names]
         weights.prepared[key] = (PackedProjection if packed else PlainProjection)(*linears)
@@ -141,16 +144,16 @@ class LeanKVCache:
     def crop(self, keep: int) -> None:
         self.length = min(self.length, keep)
 
-    def _with(self, keys: torch.Tensor, values: torch.Tensor, length: int) -> "LeanKVCache":
+    def _with(self, keys: torch.Tensor, values: torch.Tensor, length: int) -> LeanKVCache:
         cache = object.__new__(LeanKVCache)
         cache.limit, cache.length, cache.keys, cache.values = self.limit, length, keys, values
         return cache
 
-    def copy(self) -> "LeanKVCache":
+    def copy(self) -> LeanKVCache:
         return self._with(self.keys.clone(), self.values.clone(), self.length)
 
     @staticmethod
-    def stack(caches: list["LeanKVCache"]) -> "LeanKVCache":
+    def stack(caches: list[LeanKVCache]) -> LeanKVCache:
         """Lanes of the same length side by side, as one cache."""
         length = caches[0].length
         if any(cache.length != length for cache in caches):
@@ -159,7 +162,7 @@ class LeanKVCache:
         values = torch.cat([cache.values[:, :, :, :length] for cache in caches], dim=1)
         return caches[0]._with(keys, values, length)
 
-    def lane(self, lane: int) -> "LeanKVCache":
+    def lane(self, lane: int) -> LeanKVCache:
         """One lane's keys and values, as a cache of its own."""
         rows = slice(lane, lane + 1)
         return self._with(self.keys[:, rows].clone(), self.values[:, rows].clone(), self.length)
@@ -211,29 +214,37 @@ class LeanLlamaDecoder:
         self._layers = []
         for index in range(weights.layers):
             block = f"model.layers.{index}"
-            self._layers.append(_Layer(
-                input_norm=weights.tensors[f"{block}.input_layernorm.weight"],
-                qkv=projection(*(f"{block}.self_attn.{name}" for name in ("q_proj", "k_proj", "v_proj"))),
-                o=projection(f"{block}.self_attn.o_proj"),
-                post_norm=weights.tensors[f"{block}.post_attention_layernorm.weight"],
-                gate_up=projection(f"{block}.mlp.gate_proj", f"{block}.mlp.up_proj"),
-                down=projection(f"{block}.mlp.down_proj"),
-            ))
+            self._layers.append(
+                _Layer(
+                    input_norm=weights.tensors[f"{block}.input_layernorm.weight"],
+                    qkv=projection(*(f"{block}.self_attn.{name}" for name in ("q_proj", "k_proj", "v_proj"))),
+                    o=projection(f"{block}.self_attn.o_proj"),
+                    post_norm=weights.tensors[f"{block}.post_attention_layernorm.weight"],
+                    gate_up=projection(f"{block}.mlp.gate_proj", f"{block}.mlp.up_proj"),
+                    down=projection(f"{block}.mlp.down_proj"),
+                )
+            )
 
     @property
     def matmul(self) -> str:
-        """"packed" (oneDNN's blocked weights) or "plain" (`F.linear`), for a slow machine to explain itself."""
+        """ "packed" (oneDNN's blocked weights) or "plain" (`F.linear`), for a slow machine to explain itself."""
         return "packed" if self.prepacked else "plain"
 
-    def __enter__(self) -> "LeanLlamaDecoder":
+    def __enter__(self) -> LeanLlamaDecoder:
         return self
 
     def __exit__(self, *exc_info) -> None:
         return None
 
     def new_cache(self) -> LeanKVCache:
-        return LeanKVCache(len(self._layers), self.kv_heads, self.head_dim, limit=self.context_window,
-                           dtype=self.dtype, device=self.device)
+        return LeanKVCache(
+            len(self._layers),
+            self.kv_heads,
+            self.head_dim,
+            limit=self.context_window,
+            dtype=self.dtype,
+            device=self.device,
+        )
 
     def crop(self, cache: LeanKVCache, keep: int) -> bool:
         cache.crop(keep)
@@ -248,8 +259,9 @@ class LeanLlamaDecoder:
     def lane_cache(self, cache: LeanKVCache, lane: int) -> LeanKVCache:
         return cache.lane(lane)
 
-    def forward(self, ids: list[int], cache: LeanKVCache, additions: dict[int, torch.Tensor], *,
-                logits_for: int | None = None):
+    def forward(
+        self, ids: list[int], cache: LeanKVCache, additions: dict[int, torch.Tensor], *, logits_for: int | None = None
+    ):
         """Logits for the token after `ids` ([vocab]) and the probe layer's residuals ([n, H] or None).
 
         logits_for=k: the logits after each of the last k tokens instead ([k, vocab]), to score a text."""
@@ -259,7 +271,6 @@ class LeanLlamaDecoder:
     def forward_lanes(self, ids: list[int], cache: LeanKVCache, additions: list[dict[int, torch.Tensor]]):
         """One token for each lane of a stacked cache, each lane steered by its own additions, in one
         batch: the logits [lanes, vocab] and the probe residuals [lanes, H] (or None)."""
-        lanes = len(ids)
         stacked = {}
         for layer in sorted(set().union(*additions)):
             rows = [lane.get(layer) for lane in additions]
@@ -289,7 +300,7 @@ class LeanLlamaDecoder:
             qkv = layer.qkv.fused(h)
             qk = qkv[..., :qk_width].view(lanes, count, qk_heads, self.head_dim).transpose(1, 2)
             qk = qk * cos + _rotate_half(qk) * sin
-            q, k = qk[:, : self.heads], qk[:, self.heads:]
+            q, k = qk[:, : self.heads], qk[:, self.heads :]
             v = qkv[..., qk_width:].view(lanes, count, self.kv_heads, self.head_dim).transpose(1, 2)
             cache.keys[index, :, :, start:end] = k
             cache.values[index, :, :, start:end] = v
@@ -311,8 +322,9 @@ class LeanLlamaDecoder:
         count = q.shape[2]
         grouped = self.heads != self.kv_heads
         if mask is None and (not grouped or self._grouped_sdpa):
-            out = F.scaled_dot_product_attention(q, keys, values, scale=self.scale, is_causal=count > 1,
-                                                 **({"enable_gqa": True} if grouped else {}))
+            out = F.scaled_dot_product_attention(
+                q, keys, values, scale=self.scale, is_causal=count > 1, **({"enable_gqa": True} if grouped else {})
+            )
         else:  # with a mask (or no GQA in this SDPA) transformers repeats the KV heads
             groups = self.heads // self.kv_heads
             keys = keys.repeat_interleave(groups, dim=1) if groups > 1 else keys

@@ -73,17 +73,22 @@ class LlamaWeights:
         return head if head is not None and not self.tie_embeddings else self.tensors["model.embed_tokens.weight"]
 
     @classmethod
-    def from_config(cls, config, tensors: dict[str, torch.Tensor], rotary: Rotary) -> "LlamaWeights":
+    def from_config(cls, config, tensors: dict[str, torch.Tensor], rotary: Rotary) -> LlamaWeights:
         heads = config.num_attention_heads
         return cls(
-            layers=config.num_hidden_layers, heads=heads,
-            kv_heads=getattr(config, "num_key_value_heads", None) or heads, head_dim=head_dim_of(config),
-            context_window=config.max_position_embeddings, rms_eps=config.rms_norm_eps,
-            rotary=rotary, tensors=tensors, tie_embeddings=bool(getattr(config, "tie_word_embeddings", False)),
+            layers=config.num_hidden_layers,
+            heads=heads,
+            kv_heads=getattr(config, "num_key_value_heads", None) or heads,
+            head_dim=head_dim_of(config),
+            context_window=config.max_position_embeddings,
+            rms_eps=config.rms_norm_eps,
+            rotary=rotary,
+            tensors=tensors,
+            tie_embeddings=bool(getattr(config, "tie_word_embeddings", False)),
         )
 
     @classmethod
-    def from_module(cls, model: torch.nn.Module) -> "LlamaWeights":
+    def from_module(cls, model: torch.nn.Module) -> LlamaWeights:
         """The weights of a loaded transformers model, shared, not copied; its own rotary module."""
         reason = module_unsupported_reason(model)
         if reason is not None:
@@ -107,7 +112,9 @@ class DefaultRotary:
 
 def read_config(folder: Path) -> SimpleNamespace | None:
     try:
-        return json.loads((folder / "config.json").read_text(encoding="utf-8"), object_hook=lambda d: SimpleNamespace(**d))
+        return json.loads(
+            (folder / "config.json").read_text(encoding="utf-8"), object_hook=lambda d: SimpleNamespace(**d)
+        )
     except (OSError, ValueError):
         return None
 

@@ -92,8 +92,10 @@ class BundledModel:
                             done += len(block)
                             report("joining the model file, MB", -(-done // MB), -(-total // MB))
             if digest.hexdigest() != self.published_sha256():
-                raise ModelNotFoundError(f"bundled model {self.reference}: the joined {self.filename} does not match "
-                                         f"its published sha256; reinstall with: {self.install}")
+                raise ModelNotFoundError(
+                    f"bundled model {self.reference}: the joined {self.filename} does not match "
+                    f"its published sha256; reinstall with: {self.install}"
+                )
             os.replace(scratch, target)
         finally:
             scratch.unlink(missing_ok=True)
@@ -162,8 +164,8 @@ def resolve_source(reference: str) -> ModelSource:
         if gguf is None:
             raise ModelNotFoundError(
                 f"bundled model {bundled.reference}: {bundled.filename} is not installed "
-                f"(looked in the {bundled.package} package)" + (f"; install it with: {bundled.install}"
-                                                                 if bundled.install else "")
+                f"(looked in the {bundled.package} package)"
+                + (f"; install it with: {bundled.install}" if bundled.install else "")
             )
         return ModelSource("bundled", bundled.reference, gguf)
     path = Path(reference).expanduser()
@@ -180,7 +182,6 @@ def resolve_source(reference: str) -> ModelSource:
     if reference.startswith((".", "/", "~")) or reference.count("/") > 1:
         raise ModelNotFoundError(f"model {reference}: no such directory")
     return ModelSource("hub", reference)
-
 
 
 def preflight(reference: str) -> dict | None:
@@ -222,7 +223,6 @@ def bundled_model(reference: str) -> BundledModel:
         raise ModelNotFoundError(
             f"unknown bundled model {name!r}; bundled models: {', '.join(BUNDLED_MODELS)}"
         ) from None
-
 
 
 def conversion_folder(gguf: Path) -> Path:

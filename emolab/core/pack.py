@@ -63,7 +63,7 @@ class LayerData:
         `Probe` folds the same formula into one matrix product)."""
         return (residuals.float() @ self.directions.float().T - self.neutral_mean) / self.neutral_std
 
-    def as_probe(self) -> "ProbeData":
+    def as_probe(self) -> ProbeData:
         """The readout of a pack without probes of its own: the steering directions, neutral z."""
         return ProbeData(weights=self.directions, mean=self.neutral_mean, std=self.neutral_std, centre=False)
 
@@ -98,7 +98,6 @@ class VectorPack(PackManifest):
     def model_weights(self) -> str:
         return self.manifest["model"].get("weights", "")
 
-
     @property
     def steer_layers(self) -> list[int]:
         return list(self.manifest["steer_layers"])
@@ -106,7 +105,6 @@ class VectorPack(PackManifest):
     @property
     def probe_layer(self) -> int:
         return self.manifest["probe_layer"]
-
 
     @cached_property
     def sha256(self) -> str:
@@ -117,9 +115,7 @@ class VectorPack(PackManifest):
 
     # -- names -----------------------------------------------------------------------------------
 
-
     # -- fit to a model --------------------------------------------------------------------------
-
 
     def summary_lines(self) -> list[str]:
         provenance = self.manifest.get("provenance", {})
@@ -129,12 +125,14 @@ class VectorPack(PackManifest):
             f"format     {FORMAT} v{self.manifest['format_version']}",
             f"model      {self.model_id}  hidden {self.hidden_size}, {self.manifest['model']['num_layers']} layers",
             f"weights    {self.model_weights or 'not recorded'}",
-            f"emotions   {len(self.emotions)}: {', '.join(self.emotions[:8])}{', ...' if len(self.emotions) > 8 else ''}",
+            f"emotions   {len(self.emotions)}: {', '.join(self.emotions[:8])}"
+            f"{', ...' if len(self.emotions) > 8 else ''}",
             f"layers     {', '.join(str(layer) for layer in sorted(self.layers))}",
             f"steer at   {', '.join(map(str, self.steer_layers))}   probe at {self.probe_layer}",
             f"readouts   {self._describe_readouts()}",
             f"slider     {slider.min:+g} .. {slider.max:+g}, step {slider.step:g}",
-            f"built      {provenance.get('created', 'unknown date')} with emolab {provenance.get('emolab_version', '?')}",
+            f"built      {provenance.get('created', 'unknown date')} "
+            f"with emolab {provenance.get('emolab_version', '?')}",
             f"alerts     {self._describe_alerts()}",
         ]
 
@@ -143,8 +141,10 @@ class VectorPack(PackManifest):
         if self.probe_layer not in self.probes:
             return "the steering directions, z against neutral text (no probes of their own)"
         centre = ", centred over emotions" if settings.get("centre") else ""
-        return (f"probes of their own ({settings.get('method', '?')}, z against {settings.get('reference', '?')}"
-                f"{centre}) at layers {', '.join(map(str, sorted(self.probes)))}")
+        return (
+            f"probes of their own ({settings.get('method', '?')}, z against {settings.get('reference', '?')}"
+            f"{centre}) at layers {', '.join(map(str, sorted(self.probes)))}"
+        )
 
     def _describe_alerts(self) -> str:
         if not self.alert_thresholds:
@@ -163,15 +163,22 @@ def load_pack(path: str | Path) -> VectorPack:
     manifest = read_manifest(folder / MANIFEST)
     layers, probes = _read_vectors(folder / VECTORS, manifest)
     alerts, half_life = read_alerts(folder / ALERTS, manifest) if (folder / ALERTS).exists() else ({}, None)
-    return VectorPack(path=folder, manifest=manifest, layers=layers, probes=probes, alert_thresholds=alerts,
-                      alert_half_life=half_life)
+    return VectorPack(
+        path=folder, manifest=manifest, layers=layers, probes=probes, alert_thresholds=alerts, alert_half_life=half_life
+    )
 
 
-def write_alert_thresholds(folder: Path, thresholds: dict[str, float], *, about: str, layer: int,
-                           half_life: float | None = None, **details) -> None:
+def write_alert_thresholds(
+    folder: Path, thresholds: dict[str, float], *, about: str, layer: int, half_life: float | None = None, **details
+) -> None:
     """alerts.json: each emotion's default alert threshold, and how it was calibrated."""
-    document = {"about": about, "layer": layer, **({"half_life": half_life} if half_life is not None else {}),
-                **details, "z": {name: round(value, 2) for name, value in thresholds.items()}}
+    document = {
+        "about": about,
+        "layer": layer,
+        **({"half_life": half_life} if half_life is not None else {}),
+        **details,
+        "z": {name: round(value, 2) for name, value in thresholds.items()},
+    }
     scratch = folder / (ALERTS + ".tmp")
     scratch.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     scratch.replace(folder / ALERTS)
@@ -198,8 +205,10 @@ def _read_vectors(path: Path, manifest: dict) -> tuple[dict[int, LayerData], dic
         norms = directions.norm(dim=1)
         worst = int((norms - 1).abs().argmax())
         if abs(float(norms[worst]) - 1) > UNIT_TOLERANCE:
-            raise PackError(f"{path}: layer.{layer} row {worst} ({manifest['emotions'][worst]!r}) has norm "
-                            f"{float(norms[worst]):.4f}, not 1")
+            raise PackError(
+                f"{path}: layer.{layer} row {worst} ({manifest['emotions'][worst]!r}) has norm "
+                f"{float(norms[worst]):.4f}, not 1"
+            )
         stats = {name: _tensor(path, tensors, f"{name}.{layer}", (n_emotions,)) for name in PER_EMOTION_STATS}
         if bool((stats["neutral_std"] <= 0).any()):
             raise PackError(f"{path}: neutral_std.{layer} has a value that is not positive")
@@ -229,16 +238,19 @@ def _tensor(path: Path, tensors: dict[str, torch.Tensor], name: str, shape: tupl
     return tensor
 
 
-def write_pack(path: str | Path, manifest: dict, layers: dict[int, LayerData],
-               probes: dict[int, ProbeData] | None = None) -> VectorPack:
+def write_pack(
+    path: str | Path, manifest: dict, layers: dict[int, LayerData], probes: dict[int, ProbeData] | None = None
+) -> VectorPack:
     """Write a pack atomically enough for one writer, then load it back to validate it."""
     from safetensors.torch import save_file
 
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest}
-    manifest["layers"] = {str(layer): {**manifest.get("layers", {}).get(str(layer), {}), "mean_norm": data.mean_norm}
-                          for layer, data in sorted(layers.items())}
+    manifest["layers"] = {
+        str(layer): {**manifest.get("layers", {}).get(str(layer), {}), "mean_norm": data.mean_norm}
+        for layer, data in sorted(layers.items())
+    }
     tensors: dict[str, torch.Tensor] = {}
     for layer, data in sorted(layers.items()):
         tensors[f"layer.{layer}"] = data.directions
@@ -246,13 +258,18 @@ def write_pack(path: str | Path, manifest: dict, layers: dict[int, LayerData],
             tensors[f"{name}.{layer}"] = getattr(data, name)
     for layer, probe in sorted((probes or {}).items()):
         tensors[f"probe.{layer}"], tensors[f"probe_mean.{layer}"], tensors[f"probe_std.{layer}"] = (
-            probe.weights, probe.mean, probe.std)
+            probe.weights,
+            probe.mean,
+            probe.std,
+        )
     if probes:
         manifest["probes"] = {**manifest.get("probes", {}), "layers": sorted(probes)}
     # each its own storage: safetensors refuses tensors that share memory (probes may be the steering directions)
     tensors = {name: tensor.detach().float().cpu().clone().contiguous() for name, tensor in tensors.items()}
     save_file(tensors, str(folder / (VECTORS + ".tmp")), metadata={"format": FORMAT})
-    (folder / (MANIFEST + ".tmp")).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (folder / (MANIFEST + ".tmp")).write_text(
+        json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     (folder / (VECTORS + ".tmp")).replace(folder / VECTORS)
     (folder / (MANIFEST + ".tmp")).replace(folder / MANIFEST)
     return load_pack(folder)

@@ -91,18 +91,25 @@ class PackManifest:
             if emotion.lower() == cleaned:
                 return emotion
         close = difflib.get_close_matches(cleaned, self.emotions, n=3, cutoff=0.6)
-        hint = (f"; did you mean {', '.join(close)}?" if close else
-                f"; the pack {self.name} has {len(self.emotions)} emotions, see `emolab pack info`")
+        hint = (
+            f"; did you mean {', '.join(close)}?"
+            if close
+            else f"; the pack {self.name} has {len(self.emotions)} emotions, see `emolab pack info`"
+        )
         raise EmolabError(f"unknown emotion {name!r}{hint}")
 
     def check_model(self, hidden_size: int, num_layers: int, model_reference: str) -> None:
         if hidden_size != self.hidden_size:
-            raise PackError(f"{self.path / MANIFEST}: the pack was built for hidden size {self.hidden_size} "
-                            f"({self.model_id}), but {model_reference} has hidden size {hidden_size}")
+            raise PackError(
+                f"{self.path / MANIFEST}: the pack was built for hidden size {self.hidden_size} "
+                f"({self.model_id}), but {model_reference} has hidden size {hidden_size}"
+            )
         deepest = max(int(layer) for layer in self.manifest["layers"])
         if deepest >= num_layers:
-            raise PackError(f"{self.path / MANIFEST}: the pack stores layer {deepest}, but {model_reference} has "
-                            f"only {num_layers} layers")
+            raise PackError(
+                f"{self.path / MANIFEST}: the pack stores layer {deepest}, but {model_reference} has "
+                f"only {num_layers} layers"
+            )
 
 
 def read_pack_manifest(path: str | Path) -> PackManifest:
@@ -128,8 +135,15 @@ def read_manifest(path: Path) -> dict:
         raise PackError(f"{path}: not UTF-8 text") from None
     except json.JSONDecodeError as error:
         raise PackError(f"{path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}") from None
-    check_document(manifest, path, schema="pack-manifest.schema.json", format_name=FORMAT, versions=READABLE_VERSIONS,
-                   error=PackError, what="pack manifest")
+    check_document(
+        manifest,
+        path,
+        schema="pack-manifest.schema.json",
+        format_name=FORMAT,
+        versions=READABLE_VERSIONS,
+        error=PackError,
+        what="pack manifest",
+    )
     _check_consistency(path, manifest)
     return manifest
 
@@ -142,7 +156,7 @@ def read_alerts(path: Path, manifest: dict) -> tuple[dict[str, float], float | N
         if not isinstance(thresholds, dict) or not (half_life is None or _is_number(half_life) and half_life >= 0):
             raise TypeError
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
-        raise PackError(f"{path}: not an alert-threshold file (JSON with a \"z\" object of emotion: z-score)") from None
+        raise PackError(f'{path}: not an alert-threshold file (JSON with a "z" object of emotion: z-score)') from None
     emotions = set(manifest["emotions"])
     for name, value in thresholds.items():
         if name not in emotions:
@@ -150,7 +164,8 @@ def read_alerts(path: Path, manifest: dict) -> tuple[dict[str, float], float | N
         if not _is_number(value):
             raise PackError(f"{path}: the threshold of {name!r} is not a finite number")
     return {name: float(value) for name, value in thresholds.items()}, (
-        float(half_life) if half_life is not None else None)
+        float(half_life) if half_life is not None else None
+    )
 
 
 def _is_number(value) -> bool:
@@ -173,8 +188,9 @@ def _check_consistency(path: Path, manifest: dict) -> None:
         if layer not in stored:
             raise PackError(f"{path}: steer layer {layer} is not among the stored layers {sorted(stored)}")
     if manifest["probe_layer"] not in stored:
-        raise PackError(f"{path}: probe layer {manifest['probe_layer']} is not among the stored layers "
-                        f"{sorted(stored)}")
+        raise PackError(
+            f"{path}: probe layer {manifest['probe_layer']} is not among the stored layers {sorted(stored)}"
+        )
     for layer in manifest.get("probes", {}).get("layers", []):
         if layer not in stored:
             raise PackError(f"{path}: probes are stored for layer {layer}, which is not among the stored layers")

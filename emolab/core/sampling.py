@@ -28,5 +28,5 @@ class Sampling:
     def greedy(self) -> bool:
         return self.temperature == 0
 
-    def with_(self, **changes) -> "Sampling":
+    def with_(self, **changes) -> Sampling:
         return replace(self, **changes)

@@ -56,8 +56,9 @@ def smooth(readouts: np.ndarray, half_life: float, starts: Sequence[int] = (0,))
 
 def turn_starts(sources: Sequence[str]) -> list[int]:
     """Where a recorded stream's turns begin: the first token, and every prompt token after a reply."""
-    return [row for row, source in enumerate(sources)
-            if row == 0 or (source == "prompt" and sources[row - 1] != "prompt")]
+    return [
+        row for row, source in enumerate(sources) if row == 0 or (source == "prompt" and sources[row - 1] != "prompt")
+    ]
 
 
 def rising_crossings(smoothed: np.ndarray, threshold: np.ndarray | float) -> np.ndarray:

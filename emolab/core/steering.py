@@ -8,9 +8,9 @@ layer, once per change of state, never per token.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping, Sequence
 
 import torch
 
@@ -120,8 +120,14 @@ class SteeringVectors:
     `layers`: the pack's `steer_layers` unless told otherwise; the same strength goes to each.
     """
 
-    def __init__(self, pack: VectorPack, *, device_of: Mapping[int, torch.device], dtype: torch.dtype,
-                 layers: Sequence[int] | None = None):
+    def __init__(
+        self,
+        pack: VectorPack,
+        *,
+        device_of: Mapping[int, torch.device],
+        dtype: torch.dtype,
+        layers: Sequence[int] | None = None,
+    ):
         self.pack = pack
         self.layers = resolve_steer_layers(pack, layers)
         self._targets = {layer: (device_of[layer], dtype) for layer in self.layers}

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 
 def valence_axis(pack: PackManifest) -> np.ndarray:
-    """[E] (pack: a VectorPack or its PackManifest): each emotion's valence (PC1) coordinate in pack order, scaled so the largest |value| is 1."""
+    """[E] (pack: a VectorPack or its PackManifest): each emotion's valence (PC1) coordinate in pack
+    order, scaled so the largest |value| is 1."""
     coords = np.array([pack.coords[name][0] for name in pack.emotions])
     return coords / max(1e-6, float(np.abs(coords).max()))
 

@@ -22,7 +22,7 @@ def words(text: str) -> list[str]:
 
 
 def _ngrams(items: Sequence[str], n: int) -> list[tuple[str, ...]]:
-    return [tuple(items[i:i + n]) for i in range(len(items) - n + 1)]
+    return [tuple(items[i : i + n]) for i in range(len(items) - n + 1)]
 
 
 def distinct_n(text: str, n: int = 2) -> float:

@@ -19,7 +19,9 @@ PLOT = "dose_response.png"
 def labels(plan: SweepPlan) -> dict[str, str]:
     """Every measured column → its label, the counts last."""
     named = {column: label.format(emotion=plan.emotion) for column, label in MEASURES.items()}
-    return named | {column: f"count of /{pattern}/" for column, pattern in zip(plan.count_columns, plan.counts)}
+    return named | {
+        column: f"count of /{pattern}/" for column, pattern in zip(plan.count_columns, plan.counts, strict=True)
+    }
 
 
 def _number(text: str) -> float:
@@ -59,8 +61,14 @@ def write_summary(summary: list[dict], plan: SweepPlan, out: Path, *, about: str
         writer = csv.writer(file, lineterminator="\n")
         writer.writerow(columns)
         for entry in summary:
-            writer.writerow(["" if isinstance(entry[c], float) and math.isnan(entry[c]) else
-                             (f"{entry[c]:.6g}" if isinstance(entry[c], float) else entry[c]) for c in columns])
+            writer.writerow(
+                [
+                    ""
+                    if isinstance(entry[c], float) and math.isnan(entry[c])
+                    else (f"{entry[c]:.6g}" if isinstance(entry[c], float) else entry[c])
+                    for c in columns
+                ]
+            )
     md_path.write_text(render_markdown(summary, plan, about=about, notes=notes), encoding="utf-8")
     return [csv_path, md_path]
 
@@ -68,9 +76,16 @@ def write_summary(summary: list[dict], plan: SweepPlan, out: Path, *, about: str
 def render_markdown(summary: list[dict], plan: SweepPlan, *, about: str, notes: Sequence[str]) -> str:
     names = labels(plan)
     header = ["strength", "runs"] + [names[c] + (" (mean, rate)" if c in plan.count_columns else "") for c in names]
-    lines = [f"# Sweep: {plan.emotion}", "", about, "",
-             "Each cell: the mean ± the standard deviation over prompts × seeds at that strength.", "",
-             "| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
+    lines = [
+        f"# Sweep: {plan.emotion}",
+        "",
+        about,
+        "",
+        "Each cell: the mean ± the standard deviation over prompts × seeds at that strength.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---:|" * len(header),
+    ]
     for entry in summary:
         cells = [f"{entry['strength']:+g}", str(entry["runs"])]
         for column in names:
@@ -94,13 +109,16 @@ def plot_dose_response(rows: Sequence[dict[str, str]], plan: SweepPlan, path: Pa
     from matplotlib.figure import Figure  # no pyplot: no global state, no display
     from matplotlib.ticker import FuncFormatter
 
-    shown = [(column, label) for column, label in labels(plan).items()
-             if any(not math.isnan(_number(row[column])) for row in rows)]
+    shown = [
+        (column, label)
+        for column, label in labels(plan).items()
+        if any(not math.isnan(_number(row[column])) for row in rows)
+    ]
     columns = 3
     lines = max(1, math.ceil(len(shown) / columns))
     figure = Figure(figsize=(4.2 * columns, 3.1 * lines), dpi=110, layout="constrained")
     axes = figure.subplots(lines, columns, squeeze=False).ravel()
-    for axis, (column, label) in zip(axes, shown):
+    for axis, (column, label) in zip(axes, shown, strict=True):
         grouped = values_by_strength(rows, column)
         strengths = np.array(list(grouped))
         for strength, values in grouped.items():
@@ -117,7 +135,7 @@ def plot_dose_response(rows: Sequence[dict[str, str]], plan: SweepPlan, path: Pa
         axis.set_title(label, fontsize=9)
         axis.set_xlabel(f"{plan.emotion} strength", fontsize=8)
         axis.tick_params(which="both", labelsize=7)
-    for axis in axes[len(shown):]:
+    for axis in axes[len(shown) :]:
         axis.set_visible(False)
     figure.suptitle(title, fontsize=9)
     figure.savefig(path)

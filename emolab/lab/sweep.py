@@ -27,8 +27,14 @@ from emolab.core.pack import VectorPack
 from emolab.core.sampling import Sampling
 from emolab.core.steering import SteeringState
 from emolab.core.valence import valence, valence_axis
-from emolab.lab.measures import (compile_patterns, count_matches, distinct_n, perplexity, repeated_ngram_share,
-                                 vader_compound)
+from emolab.lab.measures import (
+    compile_patterns,
+    count_matches,
+    distinct_n,
+    perplexity,
+    repeated_ngram_share,
+    vader_compound,
+)
 
 RUNS = "runs.csv"
 SETTINGS = "sweep.json"
@@ -68,8 +74,12 @@ class SweepPlan:
 
     def runs(self) -> list[RunKey]:
         """Strengths innermost: an interrupted sweep still has whole dose curves for its first prompts."""
-        return [RunKey(prompt, strength_key(strength), seed) for prompt in self.prompts for seed in self.seeds
-                for strength in self.strengths]
+        return [
+            RunKey(prompt, strength_key(strength), seed)
+            for prompt in self.prompts
+            for seed in self.seeds
+            for strength in self.strengths
+        ]
 
     @property
     def count_columns(self) -> list[str]:
@@ -88,10 +98,19 @@ class SweepPlan:
 
     def settings(self, pack: VectorPack, model: str, dtype: str) -> dict:
         """What every row depends on; prompts, strengths and seeds may grow between reruns."""
-        return {"pack": pack.name, "pack_sha256": pack.sha256, "model": model, "dtype": dtype,
-                "emotion": self.emotion, "layers": list(self.layers), "temperature": self.sampling.temperature,
-                "top_p": self.sampling.top_p, "max_tokens": self.sampling.max_tokens, "system": self.system,
-                "counts": list(self.counts)}
+        return {
+            "pack": pack.name,
+            "pack_sha256": pack.sha256,
+            "model": model,
+            "dtype": dtype,
+            "emotion": self.emotion,
+            "layers": list(self.layers),
+            "temperature": self.sampling.temperature,
+            "top_p": self.sampling.top_p,
+            "max_tokens": self.sampling.max_tokens,
+            "system": self.system,
+            "counts": list(self.counts),
+        }
 
 
 def count_column(pattern: str) -> str:
@@ -181,7 +200,7 @@ class RunsFile:
             file.write(_csv_line(cells))  # one write per row: a kill leaves whole rows and at most one torn one
             file.flush()
             os.fsync(file.fileno())
-        self.rows.append(dict(zip(self.columns, cells)))
+        self.rows.append(dict(zip(self.columns, cells, strict=True)))
 
     def _read(self) -> None:
         text = self.path.read_text(encoding="utf-8")
@@ -190,8 +209,8 @@ class RunsFile:
             raise EmolabError(f"{self.path}: its columns are not this sweep's; choose another --out")
         body = records[1:]
         torn = bool(body) and not text.endswith("\n")  # the last run was cut short: it runs again
-        whole = [record for record in body[:len(body) - torn] if len(record) == len(self.columns)]
-        self.rows = [dict(zip(self.columns, record)) for record in whole]
+        whole = [record for record in body[: len(body) - torn] if len(record) == len(self.columns)]
+        self.rows = [dict(zip(self.columns, record, strict=True)) for record in whole]
         if len(whole) != len(body):
             self._write_all()
 
@@ -228,8 +247,9 @@ def check_settings(out: Path, settings: dict) -> None:
             raise EmolabError(f"{path}: not a sweep settings file; choose another --out") from None
         for name, value in settings.items():
             if recorded.get(name) != value:
-                raise EmolabError(f"{out} holds a sweep with {name} {recorded.get(name)!r}, not {value!r}; "
-                                  f"choose another --out")
+                raise EmolabError(
+                    f"{out} holds a sweep with {name} {recorded.get(name)!r}, not {value!r}; choose another --out"
+                )
         return
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -254,15 +274,21 @@ def measure_run(engine, plan: SweepPlan, key: RunKey, patterns, axis: np.ndarray
     raw = np.stack([token.probe for token in reply]) if reply else np.zeros((0, len(axis)), np.float32)
     smoothed = np.stack([token.smoothed for token in reply]) if reply else raw
     row = {
-        "prompt": key.prompt, "strength": repr(key.strength), "seed": key.seed,
-        "readout": _mean(raw[:, column]), "readout_smoothed": _mean(smoothed[:, column]),
+        "prompt": key.prompt,
+        "strength": repr(key.strength),
+        "seed": key.seed,
+        "readout": _mean(raw[:, column]),
+        "readout_smoothed": _mean(smoothed[:, column]),
         "valence": _mean(valence(raw, axis)) if reply else math.nan,
-        "distinct_2": distinct_n(text, 2), "repeated_4gram_share": repeated_ngram_share(text, 4),
+        "distinct_2": distinct_n(text, 2),
+        "repeated_4gram_share": repeated_ngram_share(text, 4),
         "perplexity": perplexity(engine.log_probs(prompt_ids, [token.token_id for token in reply])),
         "vader": vader_compound(text) if text.strip() else math.nan,
-        "reply_tokens": len(reply), "end": finished.reason, "reply": text,
+        "reply_tokens": len(reply),
+        "end": finished.reason,
+        "reply": text,
     }
-    for pattern, name in zip(patterns, plan.count_columns):
+    for pattern, name in zip(patterns, plan.count_columns, strict=True):
         row[name] = count_matches(pattern, text)
     return row
 
@@ -271,8 +297,9 @@ def _mean(values: np.ndarray) -> float:
     return float(np.mean(values)) if len(values) else math.nan
 
 
-def run_sweep(engine, plan: SweepPlan, out: Path,
-              progress: Callable[[str, int, int], None] | None = None) -> tuple[list[dict[str, str]], int]:
+def run_sweep(
+    engine, plan: SweepPlan, out: Path, progress: Callable[[str, int, int], None] | None = None
+) -> tuple[list[dict[str, str]], int]:
     """Run what runs.csv lacks; return the plan's rows (in plan order) and how many ran now."""
     if list(plan.layers) != engine.steer_layers:
         raise ValueError(f"the plan records layers {list(plan.layers)}, but the engine steers {engine.steer_layers}")

@@ -67,11 +67,14 @@ def serve(connection: Connection) -> None:
     ready = threading.Event()
     jobs: queue.SimpleQueue = queue.SimpleQueue()
     box: dict = {}
-    threading.Thread(target=read_commands, args=(connection, channel, jobs, ready, box), name="emolab-commands",
-                     daemon=True).start()
+    threading.Thread(
+        target=read_commands, args=(connection, channel, jobs, ready, box), name="emolab-commands", daemon=True
+    ).start()
     try:
-        engine = open_engine(spec, lambda stage, done, total: channel.send(
-            {"kind": "progress", "stage": stage, "done": done, "total": total}))
+        engine = open_engine(
+            spec,
+            lambda stage, done, total: channel.send({"kind": "progress", "stage": stage, "done": done, "total": total}),
+        )
     except EmolabError as error:
         channel.send({"kind": "load_failed", "error": str(error)})
         return
@@ -83,13 +86,16 @@ def serve(connection: Connection) -> None:
     channel.send({"kind": "ready", "info": engine_info(engine, spec.pack)})
     while True:
         name, arguments = jobs.get()
-        error = stream(lambda: command(name).run(engine, **arguments),
-                       lambda batch: channel.send_bytes(encode_events(batch)))
+        error = stream(
+            lambda: command(name).run(engine, **arguments),  # noqa: B023 - run before the loop moves on
+            lambda batch: channel.send_bytes(encode_events(batch)),
+        )
         channel.send({"kind": "ended", "error": error, "status": engine_status(engine)})
 
 
-def read_commands(connection: Connection, channel: Channel, jobs: queue.SimpleQueue, ready: threading.Event,
-                  box: dict) -> None:
+def read_commands(
+    connection: Connection, channel: Channel, jobs: queue.SimpleQueue, ready: threading.Event, box: dict
+) -> None:
     """Runs on its own thread: generations go to the main thread, every other command runs here at once."""
     while True:
         try:

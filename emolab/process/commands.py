@@ -62,8 +62,10 @@ def command(name: str) -> Command:
 
 def engine_status(engine) -> dict:
     """What the console shows of the engine between commands."""
-    return {"context_used": engine.context_used,
-            "has_reply": any(message["role"] == "assistant" for message in engine.conversation.messages)}
+    return {
+        "context_used": engine.context_used,
+        "has_reply": any(message["role"] == "assistant" for message in engine.conversation.messages),
+    }
 
 
 def engine_info(engine, pack_path: str) -> dict:
@@ -74,9 +76,14 @@ def engine_info(engine, pack_path: str) -> dict:
     loaded = engine.loaded
     plain = f" · {PLAIN_TRANSCRIPT_NOTE}" if loaded.prompt_format == "plain" else ""
     model = f"{loaded.reference} · {loaded.device.type} · {str(loaded.dtype).removeprefix('torch.')}{plain}"
-    return {"model": model,
-            "context_window": loaded.context_window, "meta": session_meta(engine, pack_path),
-            "sampling": asdict(engine.sampling), "status": engine_status(engine), "t": engine.elapsed()}
+    return {
+        "model": model,
+        "context_window": loaded.context_window,
+        "meta": session_meta(engine, pack_path),
+        "sampling": asdict(engine.sampling),
+        "status": engine_status(engine),
+        "t": engine.elapsed(),
+    }
 
 
 def stream(start: Callable[[], Iterator[Event]], emit: Callable[[list[Event]], object]) -> str | None:
@@ -127,7 +134,14 @@ def open_engine(spec: EngineSpec, progress, *, decode_threads: int | None = None
     from emolab.core.pack import load_pack
 
     pack = load_pack(spec.pack)
-    loaded = load_checked(pack, spec.model, device=spec.device, dtype=spec.dtype,
-                          trust_remote_code=spec.trust_remote_code, progress=progress)
-    return Engine(loaded, pack, sampling=Sampling(**spec.sampling), system_prompt=spec.system,
-                  decode_threads=decode_threads)
+    loaded = load_checked(
+        pack,
+        spec.model,
+        device=spec.device,
+        dtype=spec.dtype,
+        trust_remote_code=spec.trust_remote_code,
+        progress=progress,
+    )
+    return Engine(
+        loaded, pack, sampling=Sampling(**spec.sampling), system_prompt=spec.system, decode_threads=decode_threads
+    )

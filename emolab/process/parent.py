@@ -49,8 +49,13 @@ class ChildEngine:
         environment = {**os.environ, "PYTHONPATH": path}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "emolab.process.child", str(theirs.fileno()), str(os.getpid())],
-            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log,
-            env=environment, start_new_session=True)  # its own session: the terminal's signals are the console's
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+            env=environment,
+            start_new_session=True,
+        )  # its own session: the terminal's signals are the console's
         theirs.close()
         self.connection = Connection(ours.detach())
         self.send({"kind": "spec", "spec": self.spec.to_json()})
@@ -128,8 +133,12 @@ class Continuity:
 
     def event(self, event: Event) -> Event:
         if isinstance(event, Token):
-            event = replace(event, index=event.index + self._index_offset, t=event.t + self._t_offset,
-                            steering_version=self.version(event.steering_version))
+            event = replace(
+                event,
+                index=event.index + self._index_offset,
+                t=event.t + self._t_offset,
+                steering_version=self.version(event.steering_version),
+            )
             self.next_index = event.index + 1
         elif hasattr(event, "t"):
             event = replace(event, t=event.t + self._t_offset)

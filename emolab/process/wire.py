@@ -28,8 +28,9 @@ class WireError(ValueError):
 
 
 def encode(header: dict, arrays: dict[str, np.ndarray] | None = None) -> bytes:
-    arrays = {name: np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")) for name, array in
-              (arrays or {}).items()}
+    arrays = {
+        name: np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")) for name, array in (arrays or {}).items()
+    }
     header = {**header, "arrays": [[name, array.dtype.str, list(array.shape)] for name, array in arrays.items()]}
     head = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     return b"\n".join([head, b"".join(array.tobytes() for array in arrays.values())])
@@ -61,8 +62,16 @@ def encode_events(events: list[Event]) -> bytes:
     records, states, probes, smoothed = [], {}, [], []
     for event in events:
         if isinstance(event, Token):
-            record = {"type": "token", "index": event.index, "position": event.position, "token_id": event.token_id,
-                      "text": event.text, "source": event.source, "t": event.t, "version": event.steering_version}
+            record = {
+                "type": "token",
+                "index": event.index,
+                "position": event.position,
+                "token_id": event.token_id,
+                "text": event.text,
+                "source": event.source,
+                "t": event.t,
+                "version": event.steering_version,
+            }
             states[str(event.steering_version)] = dict(event.steering)
             if event.probe is not None:
                 record["row"] = len(probes)
@@ -70,8 +79,9 @@ def encode_events(events: list[Event]) -> bytes:
                 smoothed.append(event.smoothed if event.smoothed is not None else event.probe)
             records.append(record)
         else:
-            records.append({"type": EVENT_NAMES[type(event)],
-                            **{spec.name: getattr(event, spec.name) for spec in fields(event)}})
+            records.append(
+                {"type": EVENT_NAMES[type(event)], **{spec.name: getattr(event, spec.name) for spec in fields(event)}}
+            )
     arrays = {"probe": np.stack(probes).astype("<f4"), "smoothed": np.stack(smoothed).astype("<f4")} if probes else {}
     return encode({"kind": "events", "events": records, "states": states}, arrays)
 
@@ -87,11 +97,20 @@ def decode_events(header: dict, arrays: dict[str, np.ndarray]) -> list[Event]:
                 events.append(EVENT_TYPES[kind](**record))
                 continue
             row = record.get("row")
-            events.append(Token(
-                index=record["index"], position=record["position"], token_id=record["token_id"], text=record["text"],
-                source=record["source"], t=record["t"], steering_version=record["version"],
-                steering=states[str(record["version"])],
-                probe=probes[row] if row is not None else None, smoothed=smoothed[row] if row is not None else None))
+            events.append(
+                Token(
+                    index=record["index"],
+                    position=record["position"],
+                    token_id=record["token_id"],
+                    text=record["text"],
+                    source=record["source"],
+                    t=record["t"],
+                    steering_version=record["version"],
+                    steering=states[str(record["version"])],
+                    probe=probes[row] if row is not None else None,
+                    smoothed=smoothed[row] if row is not None else None,
+                )
+            )
     except (KeyError, TypeError, IndexError) as error:
         raise WireError(f"not a batch of events ({type(error).__name__}: {error})") from None
     return events

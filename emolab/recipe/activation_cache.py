@@ -30,8 +30,17 @@ def activation_key(loaded: LoadedModel, texts: Sequence[str], layers: Sequence[i
     if loaded.weights_id == "unknown":
         return None
     digest = hashlib.sha256()
-    digest.update(json.dumps({"weights": loaded.weights_id, "layers": list(layers), "start_token": start_token,
-                              "dtype": dtype_name(loaded.dtype), "format": 1}).encode())
+    digest.update(
+        json.dumps(
+            {
+                "weights": loaded.weights_id,
+                "layers": list(layers),
+                "start_token": start_token,
+                "dtype": dtype_name(loaded.dtype),
+                "format": 1,
+            }
+        ).encode()
+    )
     for text in texts:
         digest.update(text.encode("utf-8") + b"\0")
     return digest.hexdigest()[:32]
@@ -41,8 +50,9 @@ def cache_file(key: str) -> Path:
     return cache_root() / "activations" / f"{key}.safetensors"
 
 
-def cached(key: str | None, compute: Callable[[], dict[str, torch.Tensor]],
-           fields: Sequence[str] = FIELDS) -> dict[str, torch.Tensor]:
+def cached(
+    key: str | None, compute: Callable[[], dict[str, torch.Tensor]], fields: Sequence[str] = FIELDS
+) -> dict[str, torch.Tensor]:
     """The tensors stored under `key`, or `compute()`'s, stored for next time."""
     if key is None:
         return compute()

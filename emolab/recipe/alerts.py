@@ -29,12 +29,16 @@ from emolab.recipe.activations import block_outputs
 HALF_LIVES = (0.0, 2.0, 4.0, 8.0, 16.0)
 
 
-def token_readouts(loaded: LoadedModel, pack: VectorPack, texts: Sequence[str], *, batch_size: int = 8) -> list[np.ndarray]:
+def token_readouts(
+    loaded: LoadedModel, pack: VectorPack, texts: Sequence[str], *, batch_size: int = 8
+) -> list[np.ndarray]:
     """Each text's raw per-token readouts [T, E] at the probe layer, without the first token
     (an attention sink, as the build's neutral tokens are read)."""
     readout = pack.readout()
-    return [readout.z_scores(outputs[0, 1:]).numpy()
-            for outputs in block_outputs(loaded, texts, [pack.probe_layer], batch_size=batch_size)]
+    return [
+        readout.z_scores(outputs[0, 1:]).numpy()
+        for outputs in block_outputs(loaded, texts, [pack.probe_layer], batch_size=batch_size)
+    ]
 
 
 def split_calibration(texts: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -48,21 +52,33 @@ def thresholds_for(neutral: Sequence[np.ndarray], half_life: float) -> np.ndarra
     return np.maximum(peaks, FALLBACK_ALERT_Z)
 
 
-def alert_rates(neutral: Sequence[np.ndarray], stories: Sequence[np.ndarray], labels: Sequence[int],
-                thresholds: np.ndarray, half_life: float, emotions: Sequence[str]) -> dict:
+def alert_rates(
+    neutral: Sequence[np.ndarray],
+    stories: Sequence[np.ndarray],
+    labels: Sequence[int],
+    thresholds: np.ndarray,
+    half_life: float,
+    emotions: Sequence[str],
+) -> dict:
     """False alerts per 1,000 neutral tokens (any emotion watched by default), and the share of
     stories that alert for their own emotion: all of them, and those of the watched emotions."""
     watched = [emotions.index(name) for name in WATCHED_EMOTIONS if name in emotions]
     tokens = sum(len(z) for z in neutral)
     false = sum(int(rising_crossings(smooth(z, half_life)[:, watched], thresholds[watched]).sum()) for z in neutral)
-    hits = [bool(rising_crossings(smooth(z, half_life)[:, [label]], thresholds[[label]]).any())
-            for z, label in zip(stories, labels, strict=True)]
-    watched_hits = [hit for hit, label in zip(hits, labels) if label in watched]
-    return {"neutral_tokens": tokens, "false_alerts": false,
-            "false_per_1000": round(1000 * false / tokens, 3) if tokens else None,
-            "recall_all": round(float(np.mean(hits)), 4) if hits else None, "stories": len(hits),
-            "recall_watched": round(float(np.mean(watched_hits)), 4) if watched_hits else None,
-            "watched_stories": len(watched_hits)}
+    hits = [
+        bool(rising_crossings(smooth(z, half_life)[:, [label]], thresholds[[label]]).any())
+        for z, label in zip(stories, labels, strict=True)
+    ]
+    watched_hits = [hit for hit, label in zip(hits, labels, strict=True) if label in watched]
+    return {
+        "neutral_tokens": tokens,
+        "false_alerts": false,
+        "false_per_1000": round(1000 * false / tokens, 3) if tokens else None,
+        "recall_all": round(float(np.mean(hits)), 4) if hits else None,
+        "stories": len(hits),
+        "recall_watched": round(float(np.mean(watched_hits)), 4) if watched_hits else None,
+        "watched_stories": len(watched_hits),
+    }
 
 
 @dataclass(frozen=True)
@@ -72,8 +88,9 @@ class Calibration:
     candidates: list[dict]  # per half-life: the in-sample rates that chose it
 
 
-def calibrate(pack: VectorPack, neutral: Sequence[np.ndarray], stories: Sequence[np.ndarray],
-              labels: Sequence[int]) -> Calibration:
+def calibrate(
+    pack: VectorPack, neutral: Sequence[np.ndarray], stories: Sequence[np.ndarray], labels: Sequence[int]
+) -> Calibration:
     emotions = pack.emotions
     candidates, best = [], None
     for half_life in HALF_LIVES:
@@ -83,17 +100,24 @@ def calibrate(pack: VectorPack, neutral: Sequence[np.ndarray], stories: Sequence
         if best is None or rates["recall_all"] > best[0]["recall_all"]:
             best = (rates, half_life, thresholds)
     _, half_life, thresholds = best
-    return Calibration(half_life, {name: float(value) for name, value in zip(emotions, thresholds)}, candidates)
+    return Calibration(
+        half_life, {name: float(value) for name, value in zip(emotions, thresholds, strict=True)}, candidates
+    )
 
 
 def write_calibration(pack: VectorPack, calibration: Calibration, *, neutral_tokens: int, stories: int) -> None:
     write_alert_thresholds(
-        pack.path, calibration.thresholds, layer=pack.probe_layer, half_life=calibration.half_life,
+        pack.path,
+        calibration.thresholds,
+        layer=pack.probe_layer,
+        half_life=calibration.half_life,
         about=f"each emotion's smoothed readout (half-life {calibration.half_life:g} tokens) that no one of "
-              f"{neutral_tokens} calibration neutral tokens reached, never below z = {FALLBACK_ALERT_Z:g}: the "
-              "console's default alert thresholds. The half-life is the one under which most of "
-              f"{stories} held-out stories alert for their own emotion (emolab/recipe/alerts.py).",
-        neutral_tokens=neutral_tokens, candidates=calibration.candidates)
+        f"{neutral_tokens} calibration neutral tokens reached, never below z = {FALLBACK_ALERT_Z:g}: the "
+        "console's default alert thresholds. The half-life is the one under which most of "
+        f"{stories} held-out stories alert for their own emotion (emolab/recipe/alerts.py).",
+        neutral_tokens=neutral_tokens,
+        candidates=calibration.candidates,
+    )
 
 
 def neutral_stream(tokens: torch.Tensor, pack: VectorPack) -> np.ndarray:

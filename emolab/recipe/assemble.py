@@ -16,8 +16,14 @@ from emolab.recipe.activations import mean_activations, token_activations
 from emolab.recipe.vectors import components_for_variance, difference_of_means, layer_data, pca_geometry, project_out
 
 
-def directions_for_layer(story_means: torch.Tensor, labels: torch.Tensor, emotions: Sequence[str],
-                         neutral_tokens: torch.Tensor, *, denoise_variance: float = 0.5) -> LayerData:
+def directions_for_layer(
+    story_means: torch.Tensor,
+    labels: torch.Tensor,
+    emotions: Sequence[str],
+    neutral_tokens: torch.Tensor,
+    *,
+    denoise_variance: float = 0.5,
+) -> LayerData:
     """One layer of the recipe.
 
     story_means [N, H] (each story's residual averaged from the start token), labels [N] (emotion
@@ -51,9 +57,12 @@ def vectors_from_texts(
     labels = torch.tensor([index for index, emotion in enumerate(emotions) for _ in stories[emotion]])
     means = mean_activations(loaded, texts, layers, start_token=start_token, batch_size=batch_size)  # [N, L, H]
     neutral_tokens = token_activations(loaded, neutral, layers, batch_size=batch_size)  # [T, L, H]
-    return {layer: directions_for_layer(means[:, column], labels, emotions, neutral_tokens[:, column],
-                                        denoise_variance=denoise_variance)
-            for column, layer in enumerate(layers)}
+    return {
+        layer: directions_for_layer(
+            means[:, column], labels, emotions, neutral_tokens[:, column], denoise_variance=denoise_variance
+        )
+        for column, layer in enumerate(layers)
+    }
 
 
 def build_pack(
@@ -76,8 +85,13 @@ def build_pack(
         "name": name,
         "description": description,
         "emotions": emotions,
-        "model": {"id": loaded.reference, "weights": loaded.weights_id, "hidden_size": loaded.hidden_size,
-                  "num_layers": loaded.num_layers, "dtype": dtype_name(loaded.dtype)},
+        "model": {
+            "id": loaded.reference,
+            "weights": loaded.weights_id,
+            "hidden_size": loaded.hidden_size,
+            "num_layers": loaded.num_layers,
+            "dtype": dtype_name(loaded.dtype),
+        },
         "steer_layers": steer_layers,
         "probe_layer": probe_layer,
         "slider": dict(slider),
@@ -85,7 +99,9 @@ def build_pack(
             "layer": probe_layer,
             "explained_variance": [round(float(v), 6) for v in geometry.explained],
             "axes": ["valence (PC1)", "arousal (PC2)"],
-            "coords": {e: [round(float(x), 6), round(float(y), 6)] for e, (x, y) in zip(emotions, geometry.coords)},
+            "coords": {
+                e: [round(float(x), 6), round(float(y), 6)] for e, (x, y) in zip(emotions, geometry.coords, strict=True)
+            },
         },
         "provenance": {
             **provenance,

@@ -22,14 +22,19 @@ from emolab.core.models import LoadedModel
 from emolab.core.pack import LayerData, VectorPack, load_pack
 from emolab.recipe.activation_cache import activation_key, cached, forget
 from emolab.recipe.activations import mean_activations, token_activations
-from emolab.recipe.alerts import (Calibration, calibrate, neutral_stream, split_calibration, token_readouts,
-                                  write_calibration)
+from emolab.recipe.alerts import (
+    Calibration,
+    calibrate,
+    neutral_stream,
+    split_calibration,
+    token_readouts,
+    write_calibration,
+)
 from emolab.recipe.assemble import build_pack, directions_for_layer
-from emolab.recipe.corpus import (CorpusPlan, CorpusTexts, build_corpus, package_lines, read_corpus,
-                                  story_prompt_format)
+from emolab.recipe.corpus import CorpusPlan, CorpusTexts, build_corpus, package_lines, read_corpus, story_prompt_format
+from emolab.recipe.metrics import Accuracy, rank_accuracy
 from emolab.recipe.probe_fit import HUB_LIMIT, CandidateScore, choose, fit_probe, score_candidates
 from emolab.recipe.written import SHIPPED, read_written
-from emolab.recipe.metrics import Accuracy, rank_accuracy
 
 CORPUS = "corpus.jsonl"
 # (stage, done, total); total None while unknown
@@ -88,11 +93,17 @@ def default_layers(num_layers: int) -> tuple[int, ...]:
 
 def corpus_plan(loaded: LoadedModel, settings: BuildSettings) -> CorpusPlan:
     return CorpusPlan(
-        model=loaded.reference, weights=loaded.weights_id, emotions=tuple(settings.emotions),
+        model=loaded.reference,
+        weights=loaded.weights_id,
+        emotions=tuple(settings.emotions),
         topics=tuple(package_lines("topics_100.txt")[: settings.topics]),
-        stories_per_topic=settings.stories_per_topic, neutral_tasks=tuple(package_lines("neutral_tasks.txt")),
-        neutral_per_task=settings.neutral_per_task, max_new_tokens=settings.max_new_tokens,
-        temperature=settings.temperature, top_p=settings.top_p, seed=settings.seed,
+        stories_per_topic=settings.stories_per_topic,
+        neutral_tasks=tuple(package_lines("neutral_tasks.txt")),
+        neutral_per_task=settings.neutral_per_task,
+        max_new_tokens=settings.max_new_tokens,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        seed=settings.seed,
     )
 
 
@@ -103,7 +114,7 @@ def estimate_seconds(loaded: LoadedModel, plan: CorpusPlan, settings: BuildSetti
     from emolab.recipe.corpus import generate_replies
 
     jobs = plan.jobs()
-    sample = [plan.prompt(job) for job in jobs[-settings.batch_size:]]
+    sample = [plan.prompt(job) for job in jobs[-settings.batch_size :]]
     began = time.perf_counter()
     generate_replies(loaded, sample, replace(plan, max_new_tokens=probe_tokens), seed=0)
     per_step = (time.perf_counter() - began) / probe_tokens
@@ -150,15 +161,23 @@ class StoryActivations:
     neutral: torch.Tensor
 
 
-def collect_activations(loaded: LoadedModel, emotions: Sequence[str], texts: CorpusTexts, layers: Sequence[int], *,
-                        start_token: int, batch_size: int, progress: Progress) -> StoryActivations:
+def collect_activations(
+    loaded: LoadedModel,
+    emotions: Sequence[str],
+    texts: CorpusTexts,
+    layers: Sequence[int],
+    *,
+    start_token: int,
+    batch_size: int,
+    progress: Progress,
+) -> StoryActivations:
     """Read from the model, or from the activation cache when these very texts were read before.
 
     Stories are read in chunks, each cached as it is done, so a killed read resumes where it stopped.
     """
     stories, labels, topics = [], [], []
     for index, emotion in enumerate(emotions):
-        for topic, text in zip(texts.story_topics[emotion], texts.stories[emotion]):
+        for topic, text in zip(texts.story_topics[emotion], texts.stories[emotion], strict=True):
             stories.append(text)
             labels.append(index)
             topics.append(topic)
@@ -169,15 +188,26 @@ def collect_activations(loaded: LoadedModel, emotions: Sequence[str], texts: Cor
     def read() -> dict[str, torch.Tensor]:
         means = []
         for number, start in enumerate(range(0, len(stories), chunk)):
-            part = stories[start:start + chunk]
-            means.append(cached(chunk_keys[number], lambda: {"means": mean_activations(
-                loaded, part, layers, start_token=start_token, batch_size=batch_size)}, fields=("means",))["means"])
+            part = stories[start : start + chunk]
+            means.append(
+                cached(
+                    chunk_keys[number],
+                    lambda part=part: {
+                        "means": mean_activations(loaded, part, layers, start_token=start_token, batch_size=batch_size)
+                    },
+                    fields=("means",),
+                )["means"]
+            )
             progress("reading story activations", min(start + chunk, len(stories)), len(stories))
         progress("reading neutral activations", 0, len(texts.neutral))
         neutral = token_activations(loaded, texts.neutral, layers, batch_size=batch_size)
         progress("reading neutral activations", len(texts.neutral), len(texts.neutral))
-        return {"means": torch.cat(means), "labels": torch.tensor(labels), "topics": torch.tensor(topics),
-                "neutral": neutral}
+        return {
+            "means": torch.cat(means),
+            "labels": torch.tensor(labels),
+            "topics": torch.tensor(topics),
+            "neutral": neutral,
+        }
 
     found = cached(key, read)
     for chunk_key in chunk_keys:
@@ -193,28 +223,41 @@ def heldout_topics(activations: StoryActivations, heldout_every: int) -> torch.T
     return held
 
 
-def heldout_fit(activations: StoryActivations, emotions: Sequence[str], column: int, *, heldout_every: int,
-                denoise_variance: float, training_topics: Sequence[int] | None = None) -> tuple[LayerData, Accuracy]:
+def heldout_fit(
+    activations: StoryActivations,
+    emotions: Sequence[str],
+    column: int,
+    *,
+    heldout_every: int,
+    denoise_variance: float,
+    training_topics: Sequence[int] | None = None,
+) -> tuple[LayerData, Accuracy]:
     """Directions from the stories of the training topics (all, or just `training_topics`), and their
     accuracy on the stories of the held-out topics."""
     held = heldout_topics(activations, heldout_every)
     train = ~held
     if training_topics is not None:
         train &= torch.isin(activations.topics, torch.tensor(list(training_topics)))
-    layer = directions_for_layer(activations.means[train, column], activations.labels[train], emotions,
-                                 activations.neutral[:, column], denoise_variance=denoise_variance)
+    layer = directions_for_layer(
+        activations.means[train, column],
+        activations.labels[train],
+        emotions,
+        activations.neutral[:, column],
+        denoise_variance=denoise_variance,
+    )
     return layer, rank_accuracy(layer.z_scores(activations.means[held, column]), activations.labels[held])
 
 
-def heldout_accuracy(activations: StoryActivations, emotions: Sequence[str], column: int, *, heldout_every: int,
-                     denoise_variance: float) -> Accuracy:
+def heldout_accuracy(
+    activations: StoryActivations, emotions: Sequence[str], column: int, *, heldout_every: int, denoise_variance: float
+) -> Accuracy:
     """Directions from the stories of most topics, scored on the stories of the held-out topics."""
-    return heldout_fit(activations, emotions, column, heldout_every=heldout_every,
-                       denoise_variance=denoise_variance)[1]
+    return heldout_fit(activations, emotions, column, heldout_every=heldout_every, denoise_variance=denoise_variance)[1]
 
 
-def source_texts(loaded: LoadedModel, settings: BuildSettings, out: Path,
-                 progress: Progress) -> tuple[CorpusTexts, dict, float]:
+def source_texts(
+    loaded: LoadedModel, settings: BuildSettings, out: Path, progress: Progress
+) -> tuple[CorpusTexts, dict, float]:
     """The texts a build reads, what provenance records of them, and the seconds spent writing them:
     a written corpus as it is, or stories the model writes itself (resumable)."""
     if settings.corpus:
@@ -227,8 +270,13 @@ def source_texts(loaded: LoadedModel, settings: BuildSettings, out: Path,
     plan = corpus_plan(loaded, settings)
     started = time.perf_counter()
     path = corpus_path(out)
-    build_corpus(loaded, plan, path, batch_size=settings.batch_size,
-                 progress=lambda done, total: progress("writing stories", done, total))
+    build_corpus(
+        loaded,
+        plan,
+        path,
+        batch_size=settings.batch_size,
+        progress=lambda done, total: progress("writing stories", done, total),
+    )
     source = {"plan": asdict(plan), "prompt_format": story_prompt_format(loaded)}
     return read_corpus(path, plan), source, time.perf_counter() - started
 
@@ -243,28 +291,62 @@ def build(loaded: LoadedModel, settings: BuildSettings, out: Path, progress: Pro
     started = time.perf_counter()
     texts, source, generation_seconds = source_texts(loaded, settings, out, progress)
     emotions = list(settings.emotions)
-    activations = collect_activations(loaded, emotions, texts, layers, start_token=settings.start_token,
-                                      batch_size=max(1, settings.batch_size // 2), progress=progress)
+    activations = collect_activations(
+        loaded,
+        emotions,
+        texts,
+        layers,
+        start_token=settings.start_token,
+        batch_size=max(1, settings.batch_size // 2),
+        progress=progress,
+    )
     per_layer, quality, candidates = {}, {}, {}
     for column, layer in enumerate(layers):
         progress("computing directions", column, len(layers))
-        per_layer[layer] = directions_for_layer(activations.means[:, column], activations.labels, emotions,
-                                                activations.neutral[:, column],
-                                                denoise_variance=settings.denoise_variance)
-        accuracy = heldout_accuracy(activations, emotions, column, heldout_every=settings.heldout_every,
-                                    denoise_variance=settings.denoise_variance)
-        quality[layer] = {"heldout_top1": round(accuracy.top1, 4), "heldout_top5": round(accuracy.top5, 4),
-                          "heldout_n": accuracy.n}
-        candidates[layer] = heldout_probe_candidates(activations, emotions, column, heldout_every=settings.heldout_every,
-                                                     denoise_variance=settings.denoise_variance)
+        per_layer[layer] = directions_for_layer(
+            activations.means[:, column],
+            activations.labels,
+            emotions,
+            activations.neutral[:, column],
+            denoise_variance=settings.denoise_variance,
+        )
+        accuracy = heldout_accuracy(
+            activations,
+            emotions,
+            column,
+            heldout_every=settings.heldout_every,
+            denoise_variance=settings.denoise_variance,
+        )
+        quality[layer] = {
+            "heldout_top1": round(accuracy.top1, 4),
+            "heldout_top5": round(accuracy.top5, 4),
+            "heldout_n": accuracy.n,
+        }
+        candidates[layer] = heldout_probe_candidates(
+            activations,
+            emotions,
+            column,
+            heldout_every=settings.heldout_every,
+            denoise_variance=settings.denoise_variance,
+        )
     progress("computing directions", len(layers), len(layers))
     steer = max(layers, key=lambda layer: (quality[layer]["heldout_top5"], quality[layer]["heldout_top1"]))
-    probe_layer, chosen = max(((layer, choose(candidates[layer])) for layer in layers),
-                              key=lambda pair: (pair[1].hub_over_uniform <= HUB_LIMIT, pair[1].top5, pair[1].top1))
+    probe_layer, chosen = max(
+        ((layer, choose(candidates[layer])) for layer in layers),
+        key=lambda pair: (pair[1].hub_over_uniform <= HUB_LIMIT, pair[1].top5, pair[1].top1),
+    )
     progress("fitting probes", 0, len(layers))
-    probes = {layer: fit_probe(chosen.config, activations.means[:, column], activations.labels, len(emotions),
-                               activations.neutral[:, column], recipe=per_layer[layer])
-              for column, layer in enumerate(layers)}
+    probes = {
+        layer: fit_probe(
+            chosen.config,
+            activations.means[:, column],
+            activations.labels,
+            len(emotions),
+            activations.neutral[:, column],
+            recipe=per_layer[layer],
+        )
+        for column, layer in enumerate(layers)
+    }
     progress("fitting probes", len(layers), len(layers))
 
     counts = {
@@ -280,31 +362,49 @@ def build(loaded: LoadedModel, settings: BuildSettings, out: Path, progress: Pro
         counts["stories_planned"] = len(plan["emotions"]) * len(plan["topics"]) * plan["stories_per_topic"]
     provenance = {
         "recipe": "Sofroniew et al. 2026 (arXiv 2604.07729): stories, difference of means, neutral PCs explaining "
-                  "50% of variance projected out, unit-normalised" + (
-                      f"; stories read from the written corpus {source['corpus']['corpus']!r}"
-                      if "corpus" in source else "; stories written by the model itself"),
+        "50% of variance projected out, unit-normalised"
+        + (
+            f"; stories read from the written corpus {source['corpus']['corpus']!r}"
+            if "corpus" in source
+            else "; stories written by the model itself"
+        ),
         **source,
         "settings": {key: value for key, value in asdict(settings).items() if key != "emotions"},
         "layers": list(layers),
         "layer_quality": {str(layer): quality[layer] for layer in layers},
         "layer_choice": f"steering at layer {steer}: the recipe directions' best held-out top-5 accuracy "
-                        f"(topics held out every {settings.heldout_every})",
+        f"(topics held out every {settings.heldout_every})",
         "probe_choice": {
             "rule": f"the best held-out top-5 over layers and candidates, among those whose most frequent top-5 "
-                    f"emotion stays within {HUB_LIMIT:g}x uniform",
-            "layer": probe_layer, "chosen": chosen.as_dict(),
+            f"emotion stays within {HUB_LIMIT:g}x uniform",
+            "layer": probe_layer,
+            "chosen": chosen.as_dict(),
             "candidates": {str(layer): [score.as_dict() for score in candidates[layer]] for layer in layers},
         },
         "counts": counts,
         "seconds": {"generation": round(generation_seconds, 1), "total": round(time.perf_counter() - started, 1)},
     }
     pack = build_pack(
-        out, loaded, per_layer, emotions, name=settings.name, steer_layers=[steer], probe_layer=probe_layer,
-        slider={"min": -settings.slider_max, "max": settings.slider_max, "step": settings.slider_step,
-                "coarse_step": round(settings.slider_step * 10, 6)},
-        provenance=provenance, probes=probes,
-        probe_settings={"method": chosen.config.method, "reference": chosen.config.reference,
-                        "centre": chosen.config.centre},
+        out,
+        loaded,
+        per_layer,
+        emotions,
+        name=settings.name,
+        steer_layers=[steer],
+        probe_layer=probe_layer,
+        slider={
+            "min": -settings.slider_max,
+            "max": settings.slider_max,
+            "step": settings.slider_step,
+            "coarse_step": round(settings.slider_step * 10, 6),
+        },
+        provenance=provenance,
+        probes=probes,
+        probe_settings={
+            "method": chosen.config.method,
+            "reference": chosen.config.reference,
+            "centre": chosen.config.centre,
+        },
         description=f"The paper's emotion-vector recipe applied to {loaded.reference}; not Claude's vectors.",
     )
     write_calibrated_alerts(pack, loaded, activations, texts, settings, progress)
@@ -313,27 +413,42 @@ def build(loaded: LoadedModel, settings: BuildSettings, out: Path, progress: Pro
     return load_pack(out), provenance
 
 
-def heldout_probe_candidates(activations: StoryActivations, emotions: Sequence[str], column: int, *,
-                             heldout_every: int, denoise_variance: float) -> list[CandidateScore]:
+def heldout_probe_candidates(
+    activations: StoryActivations, emotions: Sequence[str], column: int, *, heldout_every: int, denoise_variance: float
+) -> list[CandidateScore]:
     """Every probe candidate, fitted on the training topics and scored on the held-out ones."""
     held = heldout_topics(activations, heldout_every)
     train = ~held
-    recipe = directions_for_layer(activations.means[train, column], activations.labels[train], emotions,
-                                  activations.neutral[:, column], denoise_variance=denoise_variance)
-    return score_candidates(activations.means[train, column], activations.labels[train],
-                            activations.means[held, column], activations.labels[held],
-                            activations.neutral[:, column], emotions, recipe)
+    recipe = directions_for_layer(
+        activations.means[train, column],
+        activations.labels[train],
+        emotions,
+        activations.neutral[:, column],
+        denoise_variance=denoise_variance,
+    )
+    return score_candidates(
+        activations.means[train, column],
+        activations.labels[train],
+        activations.means[held, column],
+        activations.labels[held],
+        activations.neutral[:, column],
+        emotions,
+        recipe,
+    )
 
 
-def read_build_activations(pack: VectorPack, loaded: LoadedModel,
-                           progress: Progress) -> tuple[StoryActivations, BuildSettings, CorpusTexts]:
+def read_build_activations(
+    pack: VectorPack, loaded: LoadedModel, progress: Progress
+) -> tuple[StoryActivations, BuildSettings, CorpusTexts]:
     """The activations a pack was built from, at its stored layers: from the cache, or read again
     from the corpus beside the pack with the plan and settings its manifest records."""
     provenance = pack.manifest.get("provenance", {})
     if not ("plan" in provenance or "corpus" in provenance) or "settings" not in provenance:
         raise EmolabError(f"{pack.path}: the pack records no build plan, so its corpus cannot be read again")
-    settings = BuildSettings(emotions=tuple(pack.emotions), **{k: tuple(v) if isinstance(v, list) else v
-                                                               for k, v in provenance["settings"].items()})
+    settings = BuildSettings(
+        emotions=tuple(pack.emotions),
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in provenance["settings"].items()},
+    )
     if "corpus" in provenance:
         texts = build_corpus_texts(pack, provenance["corpus"], settings.emotions)
         path = None
@@ -343,9 +458,15 @@ def read_build_activations(pack: VectorPack, loaded: LoadedModel,
         if not path.exists():
             raise EmolabError(f"{pack.path}: no corpus.jsonl(.gz) beside the pack, so its activations cannot be read")
         texts = read_corpus(path, plan)
-    activations = collect_activations(loaded, settings.emotions, texts, sorted(pack.layers),
-                                      start_token=settings.start_token,
-                                      batch_size=max(1, settings.batch_size // 2), progress=progress)
+    activations = collect_activations(
+        loaded,
+        settings.emotions,
+        texts,
+        sorted(pack.layers),
+        start_token=settings.start_token,
+        batch_size=max(1, settings.batch_size // 2),
+        progress=progress,
+    )
     if path is not None and Path(f"{path}.gz").exists():
         path.unlink()  # the gzipped corpus stays the only copy
     return activations, settings, texts
@@ -359,22 +480,35 @@ def build_corpus_texts(pack: VectorPack, recorded: dict, emotions: Sequence[str]
         source = str(pack.path / CORPUS)
     written = read_written(source)
     if written.sha256 != recorded.get("sha256") and source == SHIPPED:
-        raise EmolabError(f"{pack.path}: the pack was read from another version of the {SHIPPED!r} corpus "
-                          f"(sha256 {str(recorded.get('sha256'))[:12]}, this emolab ships {written.sha256[:12]})")
+        raise EmolabError(
+            f"{pack.path}: the pack was read from another version of the {SHIPPED!r} corpus "
+            f"(sha256 {str(recorded.get('sha256'))[:12]}, this emolab ships {written.sha256[:12]})"
+        )
     return written.texts(emotions)
 
 
-def write_calibrated_alerts(pack: VectorPack, loaded: LoadedModel, activations: StoryActivations,
-                            texts: CorpusTexts, settings: BuildSettings, progress: Progress) -> Calibration:
+def write_calibrated_alerts(
+    pack: VectorPack,
+    loaded: LoadedModel,
+    activations: StoryActivations,
+    texts: CorpusTexts,
+    settings: BuildSettings,
+    progress: Progress,
+) -> Calibration:
     """alerts.json from the build's neutral tokens, the first half of the written calibration split,
     and the held-out topics' stories (recipe/alerts.py has the rule)."""
     calibrating, _ = split_calibration([r["text"] for r in read_written(SHIPPED, "calibration").records])
     progress("calibrating alerts", 0, None)
-    neutral = [neutral_stream(activations.neutral[:, activations.layers.index(pack.probe_layer)], pack),
-               *token_readouts(loaded, pack, calibrating)]
-    held = [(text, index) for index, emotion in enumerate(pack.emotions)
-            for text, topic in zip(texts.stories[emotion], texts.story_topics[emotion])
-            if topic % settings.heldout_every == settings.heldout_every - 1]
+    neutral = [
+        neutral_stream(activations.neutral[:, activations.layers.index(pack.probe_layer)], pack),
+        *token_readouts(loaded, pack, calibrating),
+    ]
+    held = [
+        (text, index)
+        for index, emotion in enumerate(pack.emotions)
+        for text, topic in zip(texts.stories[emotion], texts.story_topics[emotion], strict=True)
+        if topic % settings.heldout_every == settings.heldout_every - 1
+    ]
     stories = token_readouts(loaded, pack, [text for text, _ in held])
     calibration = calibrate(pack, neutral, stories, [label for _, label in held])
     write_calibration(pack, calibration, neutral_tokens=sum(len(z) for z in neutral), stories=len(held))

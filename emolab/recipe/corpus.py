@@ -28,13 +28,13 @@ from emolab.core.models import LoadedModel
 PROMPT_VERSION = 1
 STORY_PROMPT = (
     "Write a short story of one paragraph, about {words} words, about {topic}. The main character feels "
-    "{emotion}. Never use the word \"{emotion}\" or any synonym of it: show the feeling only through the "
+    '{emotion}. Never use the word "{emotion}" or any synonym of it: show the feeling only through the '
     "character's actions, body sensations, dialogue, thoughts and situation. Write only the story."
 )
 NEUTRAL_PROMPT = (
     "Write a short dialogue between a Human and an Assistant. The Human asks for help with {task}, and the "
     "Assistant answers plainly and factually, with no pleasantries and no feelings. Write only the dialogue, "
-    "with lines that start with \"Human:\" and \"Assistant:\"."
+    'with lines that start with "Human:" and "Assistant:".'
 )
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -65,14 +65,21 @@ class CorpusPlan:
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
 
-    def jobs(self) -> list["Job"]:
-        jobs = [Job("neutral", task, index, k) for index, task in enumerate(self.neutral_tasks)
-                for k in range(self.neutral_per_task)]
-        jobs += [Job("story", emotion, index, k) for index, _ in enumerate(self.topics)
-                 for emotion in self.emotions for k in range(self.stories_per_topic)]
+    def jobs(self) -> list[Job]:
+        jobs = [
+            Job("neutral", task, index, k)
+            for index, task in enumerate(self.neutral_tasks)
+            for k in range(self.neutral_per_task)
+        ]
+        jobs += [
+            Job("story", emotion, index, k)
+            for index, _ in enumerate(self.topics)
+            for emotion in self.emotions
+            for k in range(self.stories_per_topic)
+        ]
         return jobs
 
-    def prompt(self, job: "Job") -> str:
+    def prompt(self, job: Job) -> str:
         if job.kind == "neutral":
             return NEUTRAL_PROMPT.format(task=job.subject)
         return STORY_PROMPT.format(words=self.story_words, topic=self.topics[job.topic], emotion=job.subject)
@@ -140,7 +147,7 @@ class CorpusFile:
                     f"{self.path}: this corpus was made with different settings ({', '.join(differing) or 'plan'}); "
                     "resuming would mix corpora, so use another --out or the original settings"
                 )
-            lines[0] = self._rewrite_header(complete[complete.find(b"\n") + 1:])
+            lines[0] = self._rewrite_header(complete[complete.find(b"\n") + 1 :])
         records = {}
         for number, line in enumerate(lines[1:], start=2):
             try:
@@ -157,8 +164,9 @@ class CorpusFile:
         return differing == ["topics"] and len(new) > len(old) and new[: len(old)] == old
 
     def _header_line(self) -> str:
-        return json.dumps({"type": "header", "fingerprint": self.plan.fingerprint, "plan": asdict(self.plan)},
-                          ensure_ascii=False)
+        return json.dumps(
+            {"type": "header", "fingerprint": self.plan.fingerprint, "plan": asdict(self.plan)}, ensure_ascii=False
+        )
 
     def _rewrite_header(self, records: bytes) -> str:
         """Swap in the larger plan's header, through a temporary file and a rename, keeping every record."""
@@ -199,22 +207,28 @@ def generate_replies(loaded: LoadedModel, prompts: Sequence[str], plan: CorpusPl
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     try:
-        batch = tokenizer(texts, return_tensors="pt", padding=True,
-                          add_special_tokens=plain).to(loaded.input_device)  # a template writes its own
+        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=plain).to(
+            loaded.input_device
+        )  # a template writes its own
     finally:
         tokenizer.padding_side = side
     torch.manual_seed(seed)
     output = loaded.model.generate(
-        **batch, do_sample=True, temperature=plan.temperature, top_p=plan.top_p,
-        max_new_tokens=plan.max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+        **batch,
+        do_sample=True,
+        temperature=plan.temperature,
+        top_p=plan.top_p,
+        max_new_tokens=plan.max_new_tokens,
+        pad_token_id=tokenizer.pad_token_id,
     )
-    new = output[:, batch["input_ids"].shape[1]:]
+    new = output[:, batch["input_ids"].shape[1] :]
     replies = [tokenizer.decode(row, skip_special_tokens=True) for row in new]
     return [(end_of_plain_reply(reply) if plain else reply).strip() for reply in replies]
 
 
-def build_corpus(loaded: LoadedModel, plan: CorpusPlan, path: Path, *, batch_size: int = 16,
-                 progress: Progress | None = None) -> CorpusStats:
+def build_corpus(
+    loaded: LoadedModel, plan: CorpusPlan, path: Path, *, batch_size: int = 16, progress: Progress | None = None
+) -> CorpusStats:
     """Generate every job of the plan that the corpus file does not hold yet."""
     corpus = CorpusFile(path, plan)
     done = corpus.open()
@@ -225,13 +239,22 @@ def build_corpus(loaded: LoadedModel, plan: CorpusPlan, path: Path, *, batch_siz
     report = progress or (lambda done_count, total: None)
     report(len(jobs) - len(pending), len(jobs))
     for start in range(0, len(pending), batch_size):
-        batch = pending[start:start + batch_size]
+        batch = pending[start : start + batch_size]
         # the seed depends on the batch's first job, so a resumed build samples as it would have
         seed = plan.seed * 1_000_003 + order[batch[0].key]
         replies = generate_replies(loaded, [plan.prompt(job) for job in batch], plan, seed)
-        corpus.append({"key": job.key, "kind": job.kind, "subject": job.subject, "topic": job.topic, "k": job.k,
-                       "text": text, "named": job.kind == "story" and names_emotion(text, job.subject)}
-                      for job, text in zip(batch, replies))
+        corpus.append(
+            {
+                "key": job.key,
+                "kind": job.kind,
+                "subject": job.subject,
+                "topic": job.topic,
+                "k": job.k,
+                "text": text,
+                "named": job.kind == "story" and names_emotion(text, job.subject),
+            }
+            for job, text in zip(batch, replies, strict=True)
+        )
         stats.written_now += len(batch)
         report(len(jobs) - len(pending) + start + len(batch), len(jobs))
     for record in corpus.open().values():

@@ -36,8 +36,12 @@ def rank_accuracy(scores: torch.Tensor, labels: torch.Tensor) -> Accuracy:
     """scores [N, E], labels [N] → how often the true emotion ranks first, or in the top five."""
     order = scores.argsort(dim=1, descending=True)
     hits = order == labels[:, None]
-    return Accuracy(top1=float(hits[:, :1].any(dim=1).float().mean()), top5=float(hits[:, :5].any(dim=1).float().mean()),
-                    n=len(labels), n_classes=scores.shape[1])
+    return Accuracy(
+        top1=float(hits[:, :1].any(dim=1).float().mean()),
+        top5=float(hits[:, :5].any(dim=1).float().mean()),
+        n=len(labels),
+        n_classes=scores.shape[1],
+    )
 
 
 def pearson(x: Sequence[float], y: Sequence[float]) -> float:
@@ -102,7 +106,7 @@ def correlate_with_norms(coords: np.ndarray, emotions: Sequence[str], norms: Map
     pairs = [(coords[i], norms[name]) for i, name in enumerate(emotions) if name in norms]
     if len(pairs) < 3:
         return Correlation(float("nan"), float("nan"), len(pairs))
-    x, y = zip(*pairs)
+    x, y = zip(*pairs, strict=True)
     return Correlation(pearson(x, y), spearman(x, y), len(pairs))
 
 
@@ -112,16 +116,19 @@ def pca_coordinates(directions: torch.Tensor, k: int = 3) -> tuple[np.ndarray, n
     return coords.numpy(), ratios.numpy()
 
 
-def nearest_neighbours(directions: torch.Tensor, emotions: Sequence[str], name: str, k: int = 5) -> list[tuple[str, float]]:
+def nearest_neighbours(
+    directions: torch.Tensor, emotions: Sequence[str], name: str, k: int = 5
+) -> list[tuple[str, float]]:
     index = list(emotions).index(name)
     similarity = directions @ directions[index]
     similarity[index] = -math.inf
     top = similarity.topk(min(k, len(emotions) - 1))
-    return [(emotions[int(i)], float(v)) for v, i in zip(top.values, top.indices)]
+    return [(emotions[int(i)], float(v)) for v, i in zip(top.values, top.indices, strict=True)]
 
 
-def logit_lens(direction: torch.Tensor, unembedding: torch.Tensor, norm: torch.nn.Module | None,
-               tokenizer, k: int = 10) -> tuple[list[str], list[str]]:
+def logit_lens(
+    direction: torch.Tensor, unembedding: torch.Tensor, norm: torch.nn.Module | None, tokenizer, k: int = 10
+) -> tuple[list[str], list[str]]:
     """The tokens a direction most promotes and suppresses through the model's final norm and the unembedding.
 
     The norm is the model's own module, so Gemma's `1 + w` scale and a LayerNorm's centring apply as

@@ -38,12 +38,14 @@ class ProbeConfig:
         return f"{self.method}/{self.reference}{'/centred' if self.centre else ''}"
 
 
-CANDIDATES = tuple(ProbeConfig(method, reference, centre) for method in METHODS for reference in REFERENCES
-                   for centre in (False, True))
+CANDIDATES = tuple(
+    ProbeConfig(method, reference, centre) for method in METHODS for reference in REFERENCES for centre in (False, True)
+)
 
 
-def linear_scores(means: torch.Tensor, labels: torch.Tensor, n_emotions: int, method: str,
-                  recipe: LayerData | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def linear_scores(
+    means: torch.Tensor, labels: torch.Tensor, n_emotions: int, method: str, recipe: LayerData | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(W [E, H], b [E]) of a linear readout fitted on story means [N, H] with labels [N]."""
     x = means.double().numpy()
     y = labels.numpy()
@@ -67,9 +69,16 @@ def linear_scores(means: torch.Tensor, labels: torch.Tensor, n_emotions: int, me
     raise ValueError(f"unknown probe method {method!r}")
 
 
-def normalised(weight: torch.Tensor, bias: torch.Tensor, config: ProbeConfig, *, story_means: torch.Tensor,
-               neutral_tokens: torch.Tensor) -> ProbeData:
+def normalised(
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    config: ProbeConfig,
+    *,
+    story_means: torch.Tensor,
+    neutral_tokens: torch.Tensor,
+) -> ProbeData:
     """The probe with its z-score statistics taken from the configured reference."""
+
     def stats(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         scores = rows.float() @ weight.T + bias
         return scores.mean(dim=0), scores.std(dim=0)
@@ -86,8 +95,14 @@ def normalised(weight: torch.Tensor, bias: torch.Tensor, config: ProbeConfig, *,
     return ProbeData(weights=weight, mean=mean - bias, std=std.clamp_min(1e-6), centre=config.centre)
 
 
-def fit_probe(config: ProbeConfig, story_means: torch.Tensor, labels: torch.Tensor, n_emotions: int,
-              neutral_tokens: torch.Tensor, recipe: LayerData | None = None) -> ProbeData:
+def fit_probe(
+    config: ProbeConfig,
+    story_means: torch.Tensor,
+    labels: torch.Tensor,
+    n_emotions: int,
+    neutral_tokens: torch.Tensor,
+    recipe: LayerData | None = None,
+) -> ProbeData:
     weight, bias = linear_scores(story_means, labels, n_emotions, config.method, recipe)
     return normalised(weight, bias, config, story_means=story_means, neutral_tokens=neutral_tokens)
 
@@ -99,9 +114,12 @@ def hub_shares(z: torch.Tensor, emotions: Sequence[str], k: int = 5) -> dict:
     counts = torch.bincount(top.flatten(), minlength=len(emotions)).double() / len(z)
     order = counts.argsort(descending=True)[:5].tolist()
     uniform = k / len(emotions)
-    return {"most_frequent": [[emotions[i], round(float(counts[i]), 4)] for i in order],
-            "max_share": round(float(counts.max()), 4), "uniform": round(uniform, 4),
-            "max_over_uniform": round(float(counts.max()) / uniform, 2)}
+    return {
+        "most_frequent": [[emotions[i], round(float(counts[i]), 4)] for i in order],
+        "max_share": round(float(counts.max()), 4),
+        "uniform": round(uniform, 4),
+        "max_over_uniform": round(float(counts.max()) / uniform, 2),
+    }
 
 
 @dataclass(frozen=True)
@@ -112,13 +130,25 @@ class CandidateScore:
     hub_over_uniform: float
 
     def as_dict(self) -> dict:
-        return {**asdict(self.config), "label": self.config.label, "top1": round(self.top1, 4),
-                "top5": round(self.top5, 4), "hub_over_uniform": self.hub_over_uniform}
+        return {
+            **asdict(self.config),
+            "label": self.config.label,
+            "top1": round(self.top1, 4),
+            "top5": round(self.top5, 4),
+            "hub_over_uniform": self.hub_over_uniform,
+        }
 
 
-def score_candidates(train_means: torch.Tensor, train_labels: torch.Tensor, held_means: torch.Tensor,
-                     held_labels: torch.Tensor, neutral_tokens: torch.Tensor, emotions: Sequence[str],
-                     recipe: LayerData, candidates: Sequence[ProbeConfig] = CANDIDATES) -> list[CandidateScore]:
+def score_candidates(
+    train_means: torch.Tensor,
+    train_labels: torch.Tensor,
+    held_means: torch.Tensor,
+    held_labels: torch.Tensor,
+    neutral_tokens: torch.Tensor,
+    emotions: Sequence[str],
+    recipe: LayerData,
+    candidates: Sequence[ProbeConfig] = CANDIDATES,
+) -> list[CandidateScore]:
     """Every candidate fitted on the training topics and scored on the held-out ones."""
     fitted: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     scores = []
@@ -128,8 +158,7 @@ def score_candidates(train_means: torch.Tensor, train_labels: torch.Tensor, held
         probe = normalised(*fitted[config.method], config, story_means=train_means, neutral_tokens=neutral_tokens)
         z = probe.z_scores(held_means)
         accuracy = rank_accuracy(z, held_labels)
-        scores.append(CandidateScore(config, accuracy.top1, accuracy.top5,
-                                     hub_shares(z, emotions)["max_over_uniform"]))
+        scores.append(CandidateScore(config, accuracy.top1, accuracy.top5, hub_shares(z, emotions)["max_over_uniform"]))
     return scores
 
 

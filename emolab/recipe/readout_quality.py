@@ -25,8 +25,12 @@ from emolab.recipe.written import SHIPPED, read_written
 
 
 def accuracy_row(accuracy: Accuracy) -> dict:
-    return {"top1": round(accuracy.top1, 4), "top5": round(accuracy.top5, 4), "n": accuracy.n,
-            "top5_over_chance": round(accuracy.top5 / accuracy.chance_top5, 2)}
+    return {
+        "top1": round(accuracy.top1, 4),
+        "top5": round(accuracy.top5, 4),
+        "n": accuracy.n,
+        "top5_over_chance": round(accuracy.top5 / accuracy.chance_top5, 2),
+    }
 
 
 def scored(z: torch.Tensor, labels: torch.Tensor, emotions: Sequence[str]) -> dict:
@@ -40,8 +44,9 @@ def probe_config(pack: VectorPack) -> ProbeConfig | None:
     return ProbeConfig(settings["method"], settings["reference"], bool(settings.get("centre", False)))
 
 
-def heldout_by_layer(pack: VectorPack, activations: StoryActivations, *, heldout_every: int,
-                     denoise_variance: float) -> dict[str, dict]:
+def heldout_by_layer(
+    pack: VectorPack, activations: StoryActivations, *, heldout_every: int, denoise_variance: float
+) -> dict[str, dict]:
     """Per stored layer: the steering directions' and the probe's held-out scores, each refitted
     without the held-out topics."""
     held = heldout_topics(activations, heldout_every)
@@ -51,8 +56,9 @@ def heldout_by_layer(pack: VectorPack, activations: StoryActivations, *, heldout
     for column, layer in enumerate(activations.layers):
         means, labels = activations.means[:, column], activations.labels
         neutral = activations.neutral[:, column]
-        recipe = directions_for_layer(means[train], labels[train], pack.emotions, neutral,
-                                      denoise_variance=denoise_variance)
+        recipe = directions_for_layer(
+            means[train], labels[train], pack.emotions, neutral, denoise_variance=denoise_variance
+        )
         row = {"steering_directions": scored(recipe.z_scores(means[held]), labels[held], pack.emotions)}
         if config is not None:
             probe = fit_probe(config, means[train], labels[train], len(pack.emotions), neutral, recipe=recipe)
@@ -70,8 +76,9 @@ class TextReadings:
     tokens: list[np.ndarray]  # N × [T, E]
 
 
-def read_texts(loaded: LoadedModel, pack: VectorPack, texts: Sequence[str], *, start_token: int,
-               batch_size: int = 8) -> TextReadings:
+def read_texts(
+    loaded: LoadedModel, pack: VectorPack, texts: Sequence[str], *, start_token: int, batch_size: int = 8
+) -> TextReadings:
     layers = sorted(pack.layers)
     readout, column = pack.readout(), layers.index(pack.probe_layer)
     means, tokens = [], []
@@ -83,8 +90,9 @@ def read_texts(loaded: LoadedModel, pack: VectorPack, texts: Sequence[str], *, s
     return TextReadings(torch.stack(means), tokens)
 
 
-def test_split(pack: VectorPack, loaded: LoadedModel, *, start_token: int, progress) -> tuple[dict, TextReadings,
-                                                                                              torch.Tensor]:
+def test_split(
+    pack: VectorPack, loaded: LoadedModel, *, start_token: int, progress
+) -> tuple[dict, TextReadings, torch.Tensor]:
     """The written test stories (topics the training split never uses), scored with the pack as built."""
     corpus = read_written(SHIPPED, "test")
     records = [r for r in corpus.records if r["subject"] in pack.emotion_index]
@@ -106,23 +114,31 @@ def passage_families(pack: VectorPack, loaded: LoadedModel, *, progress) -> dict
     """Each passage's whole-text summary, as `emolab probe` ranks it (the mean smoothed readout),
     mapped to the family of its best-scoring member emotion: right or wrong."""
     corpus = read_written(SHIPPED, "passages")
-    families = {name: [m for m in members if m in pack.emotion_index]
-                for name, members in corpus.header["families"].items()}
+    families = {
+        name: [m for m in members if m in pack.emotion_index] for name, members in corpus.header["families"].items()
+    }
     names = list(families)
     progress("reading the passages", 0, len(corpus.records))
     readings = read_texts(loaded, pack, [r["text"] for r in corpus.records], start_token=0)
     rows, hits = [], 0
     for record, tokens in zip(corpus.records, readings.tokens, strict=True):
         summary = smooth(tokens, pack.smoothing_half_life).mean(axis=0)
-        scores = [max(summary[pack.emotion_index[m]] for m in families[name]) if families[name] else -np.inf
-                  for name in names]
+        scores = [
+            max(summary[pack.emotion_index[m]] for m in families[name]) if families[name] else -np.inf for name in names
+        ]
         guess = names[int(np.argmax(scores))]
         hits += guess == record["subject"]
         top = [pack.emotions[i] for i in np.argsort(-summary)[:3]]
         rows.append({"family": record["subject"], "guess": guess, "top3": top})
     progress("reading the passages", len(corpus.records), len(corpus.records))
-    return {"passages": len(rows), "correct": hits, "accuracy": round(hits / len(rows), 4),
-            "chance": round(1 / len(names), 4), "families": len(names), "rows": rows}
+    return {
+        "passages": len(rows),
+        "correct": hits,
+        "accuracy": round(hits / len(rows), 4),
+        "chance": round(1 / len(names), 4),
+        "families": len(names),
+        "rows": rows,
+    }
 
 
 def alert_report(pack: VectorPack, loaded: LoadedModel, test: TextReadings, test_labels: torch.Tensor) -> dict:
@@ -133,6 +149,8 @@ def alert_report(pack: VectorPack, loaded: LoadedModel, test: TextReadings, test
     _, reporting = split_calibration([r["text"] for r in read_written(SHIPPED, "calibration").records])
     neutral = read_texts(loaded, pack, reporting, start_token=0).tokens
     thresholds = np.array([pack.alert_thresholds.get(name, np.inf) for name in pack.emotions])
-    return {"half_life": pack.smoothing_half_life, "neutral_texts": len(reporting),
-            **alert_rates(neutral, test.tokens, test_labels.tolist(), thresholds, pack.smoothing_half_life,
-                          pack.emotions)}
+    return {
+        "half_life": pack.smoothing_half_life,
+        "neutral_texts": len(reporting),
+        **alert_rates(neutral, test.tokens, test_labels.tolist(), thresholds, pack.smoothing_half_life, pack.emotions),
+    }

@@ -71,6 +71,9 @@ def layer_data(raw_vectors: torch.Tensor, neutral_tokens: torch.Tensor, all_toke
     directions = raw_vectors / norms.clamp_min(1e-12)[:, None]
     projections = neutral_tokens @ directions.T
     return LayerData(
-        directions=directions, raw_norm=norms, neutral_mean=projections.mean(dim=0),
-        neutral_std=projections.std(dim=0).clamp_min(1e-6), mean_norm=float(all_tokens_norm),
+        directions=directions,
+        raw_norm=norms,
+        neutral_mean=projections.mean(dim=0),
+        neutral_std=projections.std(dim=0).clamp_min(1e-6),
+        mean_norm=float(all_tokens_norm),
     )

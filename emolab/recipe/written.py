@@ -41,8 +41,12 @@ class WrittenCorpus:
 
     def describe(self) -> dict:
         """What a pack's provenance records about the corpus it read."""
-        return {"corpus": self.name, "version": self.header.get("version"), "split": self.header.get("split"),
-                "sha256": self.sha256}
+        return {
+            "corpus": self.name,
+            "version": self.header.get("version"),
+            "split": self.header.get("split"),
+            "sha256": self.sha256,
+        }
 
     def texts(self, emotions: list[str] | tuple[str, ...]) -> CorpusTexts:
         """Stories grouped by emotion in the given order, and the neutral texts; every emotion must
@@ -75,8 +79,9 @@ def resolve(name_or_path: str, split: str = "train") -> Path:
         return shipped_path(name_or_path.partition(":")[2] or split)
     path = Path(name_or_path)
     if not path.exists():
-        raise EmolabError(f"--corpus {name_or_path}: no such file, and not a corpus name (the shipped one is "
-                          f"{SHIPPED!r})")
+        raise EmolabError(
+            f"--corpus {name_or_path}: no such file, and not a corpus name (the shipped one is {SHIPPED!r})"
+        )
     return path
 
 
@@ -118,7 +123,12 @@ def _json_line(path: Path, lines: list[str], number: int):
 
 
 def _is_record(record) -> bool:
-    return (isinstance(record, dict) and record.get("kind") in ("story", "neutral", "passage")
-            and isinstance(record.get("key"), str) and isinstance(record.get("subject"), str)
-            and isinstance(record.get("topic"), int) and isinstance(record.get("text"), str)
-            and bool(record["text"].strip()))
+    return (
+        isinstance(record, dict)
+        and record.get("kind") in ("story", "neutral", "passage")
+        and isinstance(record.get("key"), str)
+        and isinstance(record.get("subject"), str)
+        and isinstance(record.get("topic"), int)
+        and isinstance(record.get("text"), str)
+        and bool(record["text"].strip())
+    )

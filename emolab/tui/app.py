@@ -65,10 +65,17 @@ class ConsoleApp(App):
 class EmolabApp(ConsoleApp):
     """`emolab chat`: the chat screen. `run()` returns the session file it wrote, if any."""
 
-    def __init__(self, pack: PackManifest, link: LinkFactory, *, model_label: str,
-                 recorder_factory: Callable[[dict], SessionSink] | None = None,
-                 pinned: list[str] | None = None, thresholds: dict[str, float] | None = None,
-                 keymap: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        pack: PackManifest,
+        link: LinkFactory,
+        *,
+        model_label: str,
+        recorder_factory: Callable[[dict], SessionSink] | None = None,
+        pinned: list[str] | None = None,
+        thresholds: dict[str, float] | None = None,
+        keymap: dict[str, str] | None = None,
+    ) -> None:
         """link: engine_link.child_process(spec), or in_process(loader, pack path)."""
         super().__init__(keymap=keymap)
         self.settings = ChatSettings(pack, link, model_label, recorder_factory, pinned, thresholds)

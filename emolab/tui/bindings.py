@@ -14,34 +14,72 @@ SHOW_HELP = Binding("f1", "help", "Help", id="app.help", tooltip="Help: the keys
 QUIT = Binding("ctrl+q", "app.quit", "Quit", id="app.quit", priority=True, tooltip="Quit")
 
 # -- the console view (chat and replay) -----------------------------------------------------------
-SEARCH_EMOTIONS = Binding("ctrl+g", "search_emotions", "Emotions", id="steer.search",
-                          tooltip="Add an emotion of the pack to the panel, or remove one (fuzzy search)")
-CYCLE_TINT = Binding("ctrl+t", "cycle_tint", "Tint", id="view.tint",
-                     tooltip="Tint the tokens by their strongest emotion, by valence, or not at all")
-TOGGLE_SMOOTHING = Binding("ctrl+e", "toggle_smoothing", "Smooth/raw", show=False, id="view.smoothing",
-                           tooltip="Show smoothed readouts or each token's own (alerts always use smoothed)")
-TOGGLE_PANEL = Binding("ctrl+b", "toggle_panel", "Panel", show=False, id="view.panel",
-                       tooltip="Show or hide the side panel")
-PREVIOUS_TOKEN = Binding("f2", "select_token(-1)", "◀ token", show=False, id="view.previous_token",
-                         tooltip="Select the previous token: the bars show its readout")
-NEXT_TOKEN = Binding("f3", "select_token(1)", "token ▶", show=False, id="view.next_token",
-                     tooltip="Select the next token")
+SEARCH_EMOTIONS = Binding(
+    "ctrl+g",
+    "search_emotions",
+    "Emotions",
+    id="steer.search",
+    tooltip="Add an emotion of the pack to the panel, or remove one (fuzzy search)",
+)
+CYCLE_TINT = Binding(
+    "ctrl+t",
+    "cycle_tint",
+    "Tint",
+    id="view.tint",
+    tooltip="Tint the tokens by their strongest emotion, by valence, or not at all",
+)
+TOGGLE_SMOOTHING = Binding(
+    "ctrl+e",
+    "toggle_smoothing",
+    "Smooth/raw",
+    show=False,
+    id="view.smoothing",
+    tooltip="Show smoothed readouts or each token's own (alerts always use smoothed)",
+)
+TOGGLE_PANEL = Binding(
+    "ctrl+b", "toggle_panel", "Panel", show=False, id="view.panel", tooltip="Show or hide the side panel"
+)
+PREVIOUS_TOKEN = Binding(
+    "f2",
+    "select_token(-1)",
+    "◀ token",
+    show=False,
+    id="view.previous_token",
+    tooltip="Select the previous token: the bars show its readout",
+)
+NEXT_TOKEN = Binding(
+    "f3", "select_token(1)", "token ▶", show=False, id="view.next_token", tooltip="Select the next token"
+)
 FOLLOW_LIVE = Binding("f4", "follow_live", "live", show=False, id="view.follow", tooltip="Back to the live token")
 HIDDEN_VIEW_KEYS = [TOGGLE_SMOOTHING, TOGGLE_PANEL, PREVIOUS_TOKEN, NEXT_TOKEN, FOLLOW_LIVE]
 
 # -- the chat -------------------------------------------------------------------------------------
 STOP = Binding("escape", "stop", "Stop", id="chat.stop", tooltip="Stop the reply after the current token")
-NEW_CHAT = Binding("ctrl+n", "new_chat", "New", id="chat.new",
-                   tooltip="New chat: clear the conversation and the model's cache")
+NEW_CHAT = Binding(
+    "ctrl+n", "new_chat", "New", id="chat.new", tooltip="New chat: clear the conversation and the model's cache"
+)
 REGENERATE = Binding("ctrl+r", "regenerate", "Regenerate", id="chat.regenerate", tooltip="Regenerate the last reply")
-RESET_STEERING = Binding("ctrl+l", "reset_steering", "Reset sliders", id="steer.reset",
-                         tooltip="Reset every slider to 0")
-EDIT_SAMPLING = Binding("ctrl+o", "edit_sampling", "Sampling", id="chat.sampling",
-                        tooltip="Sampling settings: temperature, top-p, max tokens, seed")
-SAVE_SESSION = Binding("ctrl+s", "save_session", "Save", show=False, id="session.save",
-                       tooltip="Save the session file now")
-RESTART_ENGINE = Binding("f5", "restart_engine", "Restart engine", show=False, id="engine.restart",
-                         tooltip="Start the engine again after its process stopped (the transcript stays)")
+RESET_STEERING = Binding(
+    "ctrl+l", "reset_steering", "Reset sliders", id="steer.reset", tooltip="Reset every slider to 0"
+)
+EDIT_SAMPLING = Binding(
+    "ctrl+o",
+    "edit_sampling",
+    "Sampling",
+    id="chat.sampling",
+    tooltip="Sampling settings: temperature, top-p, max tokens, seed",
+)
+SAVE_SESSION = Binding(
+    "ctrl+s", "save_session", "Save", show=False, id="session.save", tooltip="Save the session file now"
+)
+RESTART_ENGINE = Binding(
+    "f5",
+    "restart_engine",
+    "Restart engine",
+    show=False,
+    id="engine.restart",
+    tooltip="Start the engine again after its process stopped (the transcript stays)",
+)
 
 # -- the replay -----------------------------------------------------------------------------------
 PLAY = Binding("space", "toggle_play", "Play/pause", id="replay.play", tooltip="Play or pause the replay")

@@ -19,8 +19,12 @@ class EmotionProvider(Provider):
             title = f"{verb} {emotion}"
             score = matcher.match(title)
             if score > 0:
-                yield Hit(score, matcher.highlight(title), partial(screen.toggle_pin, emotion),
-                          help="remove its slider" if emotion in pinned else "add a slider for it")
+                yield Hit(
+                    score,
+                    matcher.highlight(title),
+                    partial(screen.toggle_pin, emotion),
+                    help="remove its slider" if emotion in pinned else "add a slider for it",
+                )
 
     async def discover(self) -> Hits:
         screen = self.screen

@@ -160,8 +160,9 @@ class InProcessLink(EngineLink):
             self.engine = engine
             return engine_info(engine, self.pack_path)
 
-        self.host.run_worker(partial(load_engine, self.host.post_message, self.loader, ready), thread=True,
-                             group="load", exclusive=True)
+        self.host.run_worker(
+            partial(load_engine, self.host.post_message, self.loader, ready), thread=True, group="load", exclusive=True
+        )
 
     def restart(self) -> None:
         self.host.notify("the engine runs in this process (--in-process): there is nothing to restart")
@@ -176,9 +177,12 @@ class InProcessLink(EngineLink):
 
     def _generate(self, name: str, arguments: dict) -> None:
         start = partial(command(name).run, self.engine, **arguments)
-        self.host.run_worker(partial(stream_generation, self.host.post_message, start,
-                                     partial(engine_status, self.engine)),
-                             thread=True, group="generation", exclusive=True)
+        self.host.run_worker(
+            partial(stream_generation, self.host.post_message, start, partial(engine_status, self.engine)),
+            thread=True,
+            group="generation",
+            exclusive=True,
+        )
 
 
 class ChildProcessLink(EngineLink):

@@ -58,8 +58,15 @@ def key_rows(bindings: BindingsMap, keymap: dict[str, str] | None = None) -> lis
         if binding.tooltip:
             grouped.setdefault((binding.action, binding.id), []).append(binding)
     grouped = {name: grouped[name] for name in order if name in grouped}
-    return [KeyRow(" / ".join(dict.fromkeys(key_label(b) for b in group)), group[0].action, group[0].description,
-                   group[0].tooltip) for group in grouped.values()]
+    return [
+        KeyRow(
+            " / ".join(dict.fromkeys(key_label(b) for b in group)),
+            group[0].action,
+            group[0].description,
+            group[0].tooltip,
+        )
+        for group in grouped.values()
+    ]
 
 
 def binding_ids(bindings: Iterable[Binding]) -> set[str]:
@@ -80,8 +87,7 @@ def read_keymap(path: str | Path, known: set[str]) -> dict[str, str]:
     """A keymap file, checked: every id must name a binding, every value be keys."""
     data = read_json(path, "keymap")
     if not isinstance(data, dict) or not all(isinstance(keys, str) and keys.strip() for keys in data.values()):
-        raise EmolabError(f"{path}: a keymap is a JSON object of binding id → keys, such as "
-                          '{"view.tint": "ctrl+y"}')
+        raise EmolabError(f'{path}: a keymap is a JSON object of binding id → keys, such as {{"view.tint": "ctrl+y"}}')
     unknown = sorted(set(data) - known)
     if unknown:
         raise EmolabError(f"{path}: no binding has the id {unknown[0]!r} (ids: {', '.join(sorted(known))})")

@@ -11,8 +11,9 @@ from emolab.tui.screens.replay import ReplayScreen
 
 
 class ReplayApp(ConsoleApp):
-    def __init__(self, pack: PackManifest, data: SessionData, *, autoplay: bool = True,
-                 keymap: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, pack: PackManifest, data: SessionData, *, autoplay: bool = True, keymap: dict[str, str] | None = None
+    ) -> None:
         super().__init__(keymap=keymap)
         self.pack, self.data, self.autoplay = pack, data, autoplay
 

@@ -44,8 +44,14 @@ class ConsoleView(Vertical):
 
     smoothed: reactive[bool] = reactive(True, init=False)  # alerts always use smoothed readouts: calibrated so
 
-    def __init__(self, pack: PackManifest, *, pinned: list[str] | None = None,
-                 thresholds: dict[str, float] | None = None, top_k: int = 8) -> None:
+    def __init__(
+        self,
+        pack: PackManifest,
+        *,
+        pinned: list[str] | None = None,
+        thresholds: dict[str, float] | None = None,
+        top_k: int = 8,
+    ) -> None:
         super().__init__()
         self.pack = pack
         self.pinned_start = [name for name in (pinned or DEFAULT_PINNED) if name in pack.emotion_index]
@@ -105,8 +111,11 @@ class ConsoleView(Vertical):
         if raised:
             self.side.show_alerts(self.monitor.raised)
         for event in applied.truncated:
-            self.notify(f"The history outgrew the context window: dropped the {event.dropped_messages} oldest "
-                        "messages.", title="context truncated", severity="warning")
+            self.notify(
+                f"The history outgrew the context window: dropped the {event.dropped_messages} oldest messages.",
+                title="context truncated",
+                severity="warning",
+            )
         self.transcript.show(self.turn_log.turns, applied.changed)
         if applied.fresh:
             self.side.strip.push([token.readout(self.smoothed) for token in applied.fresh])

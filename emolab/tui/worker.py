@@ -76,8 +76,9 @@ def load_engine(post: Callable[[Message], object], loader: Callable, ready: Call
         post(EngineReady(info))
 
 
-def stream_generation(post: Callable[[Message], object], start: Callable[[], Iterator[Event]],
-                      status: Callable[[], dict]) -> None:
+def stream_generation(
+    post: Callable[[Message], object], start: Callable[[], Iterator[Event]], status: Callable[[], dict]
+) -> None:
     """Runs in a thread worker: iterate the engine's events and post them in small batches."""
     error = stream(start, lambda batch: post(EngineEvents(batch)))
     post(GenerationEnded(error, status()))

@@ -31,9 +31,18 @@ class Host(App):
 
 def token(index: int, probe, *, smoothed=None, source="reply", position=None, steering=None, version=0) -> Token:
     probe = np.asarray(probe, dtype=np.float32)
-    return Token(index=index, position=index if position is None else position, token_id=index, text=f"t{index}",
-                 source=source, probe=probe, steering=steering or {}, steering_version=version, t=index / 10,
-                 smoothed=None if smoothed is None else np.asarray(smoothed, dtype=np.float32))
+    return Token(
+        index=index,
+        position=index if position is None else position,
+        token_id=index,
+        text=f"t{index}",
+        source=source,
+        probe=probe,
+        steering=steering or {},
+        steering_version=version,
+        t=index / 10,
+        smoothed=None if smoothed is None else np.asarray(smoothed, dtype=np.float32),
+    )
 
 
 def a_turn(probes, smoothed=None, *, start: int = 0) -> list:

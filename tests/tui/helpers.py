@@ -27,7 +27,9 @@ async def workers_done(pilot) -> None:
     await pilot.pause()
 
 
-def make_app(model, pack, *, sampling: Sampling | None = None, thresholds=None, engine_hook=None, **kwargs) -> EmolabApp:
+def make_app(
+    model, pack, *, sampling: Sampling | None = None, thresholds=None, engine_hook=None, **kwargs
+) -> EmolabApp:
     def loader(progress):
         progress("loading the tiny model", 1, 1)
         engine = Engine(model, pack, sampling=sampling or Sampling(temperature=0, max_tokens=12))
@@ -35,8 +37,14 @@ def make_app(model, pack, *, sampling: Sampling | None = None, thresholds=None, 
             engine_hook(engine)
         return engine
 
-    return EmolabApp(pack, in_process(loader, pack.path), model_label="tiny-llama", thresholds=thresholds, keymap=kwargs.pop("keymap", {}),
-                     **kwargs)
+    return EmolabApp(
+        pack,
+        in_process(loader, pack.path),
+        model_label="tiny-llama",
+        thresholds=thresholds,
+        keymap=kwargs.pop("keymap", {}),
+        **kwargs,
+    )
 
 
 def engine(app):

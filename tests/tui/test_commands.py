@@ -54,7 +54,6 @@ async def test_new_chat_and_regenerate(tiny_model, tiny_pack):
         await ready(pilot)
         await send(pilot, "hello")
         await settle(pilot)
-        first = engine(app).conversation.messages[-1]["content"]
         await pilot.press("ctrl+r")
         await settle(pilot)
         assert [m["role"] for m in engine(app).conversation.messages] == ["user", "assistant"]

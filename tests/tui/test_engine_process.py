@@ -28,8 +28,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def spec_for(pack, model_dir, max_tokens=240) -> EngineSpec:
-    return EngineSpec(pack=str(pack.path), model=str(model_dir), dtype="float32",
-                      sampling={"temperature": 0.0, "top_p": 0.9, "max_tokens": max_tokens, "seed": 0})
+    return EngineSpec(
+        pack=str(pack.path),
+        model=str(model_dir),
+        dtype="float32",
+        sampling={"temperature": 0.0, "top_p": 0.9, "max_tokens": max_tokens, "seed": 0},
+    )
 
 
 def no_keymap(folder) -> str:
@@ -49,28 +53,38 @@ def gone(pid: int, within: float = 10.0) -> bool:
 
 def test_events_cross_the_wire_unchanged_with_readouts_as_raw_float32():
     probe = np.arange(6, dtype=np.float32) / 7
-    events = [TurnStarted(3, 0, 256, 0.5),
-              Token(0, 0, 11, "<|im_start|>", "prompt", probe, MappingProxyType({}), 0, 0.6, probe * 2),
-              Token(1, 1, 12, " héllo\n", "reply", -probe, MappingProxyType({"calm": 0.25}), 3, 0.7, -probe),
-              TurnFinished("eos", " héllo\n", 1, 0.2, 0.8, tokens_per_second=5.0)]
+    events = [
+        TurnStarted(3, 0, 256, 0.5),
+        Token(0, 0, 11, "<|im_start|>", "prompt", probe, MappingProxyType({}), 0, 0.6, probe * 2),
+        Token(1, 1, 12, " héllo\n", "reply", -probe, MappingProxyType({"calm": 0.25}), 3, 0.7, -probe),
+        TurnFinished("eos", " héllo\n", 1, 0.2, 0.8, tokens_per_second=5.0),
+    ]
     message = encode_events(events)
     assert probe.tobytes() in message  # the readouts travel as bytes, not as text
     back = decode_events(*decode(message))
     assert [type(event) for event in back] == [type(event) for event in events]
-    for sent, received in zip(events, back):
+    for sent, received in zip(events, back, strict=True):
         if isinstance(sent, Token):
             assert np.array_equal(received.probe, sent.probe) and np.array_equal(received.smoothed, sent.smoothed)
             assert (received.index, received.text, received.steering_version, dict(received.steering)) == (
-                sent.index, sent.text, sent.steering_version, dict(sent.steering))
+                sent.index,
+                sent.text,
+                sent.steering_version,
+                dict(sent.steering),
+            )
         else:
             assert received == sent
 
 
-@pytest.mark.parametrize("message", [
-    b"not json\n", encode({"kind": "x"})[:-1] + b"!",  # no header; bytes after a header that lists no arrays
-    b'{"kind":"events","arrays":[["probe","|O",[1]]]}\n12345678',  # an object array: never unpickled
-    b'{"kind":"events","arrays":[["probe","<f4",[4]]]}\n1234',  # cut short
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        b"not json\n",
+        encode({"kind": "x"})[:-1] + b"!",  # no header; bytes after a header that lists no arrays
+        b'{"kind":"events","arrays":[["probe","|O",[1]]]}\n12345678',  # an object array: never unpickled
+        b'{"kind":"events","arrays":[["probe","<f4",[4]]]}\n1234',  # cut short
+    ],
+)
 def test_a_message_off_the_format_is_refused(message):
     with pytest.raises(WireError):
         decode(message)
@@ -103,15 +117,17 @@ def test_the_console_process_imports_neither_torch_nor_transformers(tmp_path, ti
         asyncio.run(main())
     """)
     environment = {**os.environ, "PYTHONPATH": ROOT, "EMOLAB_KEYMAP": no_keymap(tmp_path)}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                            env=environment, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=environment, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["tokens"] > 0 and report["loaded"] == []
 
 
 async def test_a_killed_engine_is_one_line_keeps_the_transcript_restarts_and_the_session_verifies(
-        tmp_path, tiny_model, tiny_pack, tiny_model_dir):
+    tmp_path, tiny_model, tiny_pack, tiny_model_dir
+):
     from emolab.core.engine import Engine
     from emolab.core.session.verify import verify
 
@@ -145,8 +161,9 @@ async def test_a_killed_engine_is_one_line_keeps_the_transcript_restarts_and_the
         prompt.focus()
         prompt.value = "again"
         await pilot.press("enter")
-        await wait_until(pilot, lambda: not link.generating and link.status["has_reply"], timeout=60,
-                         what="the second reply")
+        await wait_until(
+            pilot, lambda: not link.generating and link.status["has_reply"], timeout=60, what="the second reply"
+        )
         second = link.child.pid
         await pilot.press("ctrl+q")
     assert gone(second), "quitting must end the engine's process"
@@ -166,13 +183,40 @@ def test_a_killed_console_leaves_no_orphan_and_no_lost_tokens(tmp_path, tiny_pac
     import pexpect
 
     session = tmp_path / "console.json"
-    environment = {**os.environ, "TERM": "xterm-256color", "PYTHONPATH": ROOT, "COLUMNS": "120", "LINES": "40",
-                   "EMOLAB_KEYMAP": no_keymap(tmp_path)}
-    console = pexpect.spawn(sys.executable, ["-m", "emolab", "chat", "--vectors", str(tiny_pack.path), "--model",
-                                             str(tiny_model_dir), "--dtype", "float32", "--temperature", "0",
-                                             "--max-tokens", "240", "--session", str(session)],
-                            env=environment, dimensions=(40, 120), timeout=120, encoding="utf-8",
-                            codec_errors="replace", cwd=str(tmp_path))
+    environment = {
+        **os.environ,
+        "TERM": "xterm-256color",
+        "PYTHONPATH": ROOT,
+        "COLUMNS": "120",
+        "LINES": "40",
+        "EMOLAB_KEYMAP": no_keymap(tmp_path),
+    }
+    console = pexpect.spawn(
+        sys.executable,
+        [
+            "-m",
+            "emolab",
+            "chat",
+            "--vectors",
+            str(tiny_pack.path),
+            "--model",
+            str(tiny_model_dir),
+            "--dtype",
+            "float32",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "240",
+            "--session",
+            str(session),
+        ],
+        env=environment,
+        dimensions=(40, 120),
+        timeout=120,
+        encoding="utf-8",
+        codec_errors="replace",
+        cwd=str(tmp_path),
+    )
     journal = session.with_name(session.name + ".journal")
     try:
         console.expect("Message the model")

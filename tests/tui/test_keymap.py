@@ -36,11 +36,14 @@ def test_every_binding_has_an_id_a_keymap_can_name():
     assert {"chat.stop", "view.tint", "replay.play", "slider.reset", "app.help", "app.quit"} <= ids
 
 
-@pytest.mark.parametrize("content, message", [
-    ('{"view.tnt": "ctrl+y"}', "no binding has the id 'view.tnt'"),
-    ('{"view.tint": 5}', "a keymap is a JSON object of binding id"),
-    ("view.tint = ctrl+y", "not a JSON keymap"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"view.tnt": "ctrl+y"}', "no binding has the id 'view.tnt'"),
+        ('{"view.tint": 5}', "a keymap is a JSON object of binding id"),
+        ("view.tint = ctrl+y", "not a JSON keymap"),
+    ],
+)
 def test_a_bad_keymap_is_one_line(tmp_path, content, message):
     path = tmp_path / "keys.json"
     path.write_text(content)
@@ -51,8 +54,9 @@ def test_a_bad_keymap_is_one_line(tmp_path, content, message):
 def test_chat_refuses_a_bad_keymap_before_the_app_opens(tmp_path, tiny_pack, tiny_model_dir):
     path = tmp_path / "keys.json"
     path.write_text(json.dumps({"chat.shout": "f9"}))
-    result = CliRunner().invoke(main, ["chat", "--vectors", str(tiny_pack.path), "--model", str(tiny_model_dir),
-                                       "--keymap", str(path)])
+    result = CliRunner().invoke(
+        main, ["chat", "--vectors", str(tiny_pack.path), "--model", str(tiny_model_dir), "--keymap", str(path)]
+    )
     assert result.exit_code == 2 and result.output.count("\n") == 1
     assert "no binding has the id 'chat.shout'" in result.output
 

@@ -22,10 +22,12 @@ async def after_one_reply(pilot):
 
 
 def test_layout_80x24(snap_compare, tiny_model, tiny_pack):
-    assert snap_compare(make_app(tiny_model, tiny_pack, thresholds={}), terminal_size=(80, 24),
-                        run_before=after_one_reply)
+    assert snap_compare(
+        make_app(tiny_model, tiny_pack, thresholds={}), terminal_size=(80, 24), run_before=after_one_reply
+    )
 
 
 def test_layout_160x48(snap_compare, tiny_model, tiny_pack):
-    assert snap_compare(make_app(tiny_model, tiny_pack, thresholds={}), terminal_size=(160, 48),
-                        run_before=after_one_reply)
+    assert snap_compare(
+        make_app(tiny_model, tiny_pack, thresholds={}), terminal_size=(160, 48), run_before=after_one_reply
+    )

@@ -25,8 +25,9 @@ def test_a_turn_log_builds_turns_marks_steering_changes_and_times_the_reply():
     assert [t.index for t in first.fresh] == [1, 2]  # the sink at position 0 has no readout worth showing
     assert first.speed == 12.5 and log.last_token.index == 2
     log.end_turn()
-    steered = log.apply([token(3, [0.5], steering={"calm": 0.3}, version=1), token(4, [0.5], steering={"calm": 0.3},
-                                                                                    version=1)])
+    steered = log.apply(
+        [token(3, [0.5], steering={"calm": 0.3}, version=1), token(4, [0.5], steering={"calm": 0.3}, version=1)]
+    )
     reply = log.turns[-1]
     assert reply.role == "reply" and len(log.turns) == 3 and steered.changed == [reply]
     assert [t.marker for t in reply.tokens] == ["calm +0.30", None]  # marked once, where it took effect

@@ -28,15 +28,16 @@ def choose_emotions(data: SessionData, requested: list[str] | None, count: int =
         if unknown:
             raise EmolabError(f"the session has no emotion {unknown[0]!r}")
         return requested
-    pins = [note["emotions"] for note in data.notes
-            if note["kind"] == "pinned" and isinstance(note.get("emotions"), list)]
+    pins = [
+        note["emotions"] for note in data.notes if note["kind"] == "pinned" and isinstance(note.get("emotions"), list)
+    ]
     pinned = [name for name in pins[-1] if name in data.emotions] if pins else []
     if pinned:
         return pinned
     probes = data.probe_matrix().astype(np.float32)[np.array(data.columns["position"], dtype=int) > 0]
     if len(probes) == 0:
         probes = data.probe_matrix().astype(np.float32)
-    activity = np.sqrt(np.nanmean(probes ** 2, axis=0)) if len(probes) else np.zeros(len(data.emotions))
+    activity = np.sqrt(np.nanmean(probes**2, axis=0)) if len(probes) else np.zeros(len(data.emotions))
     return [data.emotions[i] for i in np.argsort(-activity, kind="stable")[:count]]
 
 
@@ -67,7 +68,7 @@ def plot_timeline(data: SessionData, out: Path, emotions: list[str], half_life: 
     figure, axis = plt.subplots(figsize=(12, 4.5), dpi=120)
     columns = [data.emotions.index(name) for name in emotions]
     shown = np.array(data.columns["position"]) > 0  # leave out the attention sink at position 0
-    for name, column in zip(emotions, columns):
+    for name, column in zip(emotions, columns, strict=True):
         axis.plot(indices[shown], probes[shown, column], label=name, linewidth=1.2)
     axis.axhline(0, color="grey", linewidth=0.6)
     sources = data.columns["source"]
@@ -77,11 +78,20 @@ def plot_timeline(data: SessionData, out: Path, emotions: list[str], half_life: 
     for change in data.steering_with_first_tokens():
         if change["first_token"] is not None:
             axis.axvline(change["first_token"], color="#c0392b", linestyle="--", linewidth=0.9)
-            axis.annotate(f"{change['emotion']} {change['strength']:+.2f}", (change["first_token"], axis.get_ylim()[1]),
-                          rotation=90, va="top", ha="right", fontsize=7, color="#c0392b")
+            axis.annotate(
+                f"{change['emotion']} {change['strength']:+.2f}",
+                (change["first_token"], axis.get_ylim()[1]),
+                rotation=90,
+                va="top",
+                ha="right",
+                fontsize=7,
+                color="#c0392b",
+            )
     axis.set_xlabel("token (blue: prompt; dashed: steering change)")
     axis.set_ylabel(f"readout (z), smoothed over {half_life:g} tokens" if half_life > 0 else "readout (z), raw")
-    axis.set_title(f"{data.meta['model']['id']} · pack {data.meta['pack']['name']} · {data.meta['created']}", fontsize=9)
+    axis.set_title(
+        f"{data.meta['model']['id']} · pack {data.meta['pack']['name']} · {data.meta['created']}", fontsize=9
+    )
     axis.legend(loc="upper left", fontsize=8, ncol=min(6, len(emotions)))
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -101,10 +111,18 @@ def write_csv(data: SessionData, out: Path, half_life: float = 0.0) -> Path:
         writer.writerow(["index", "position", "token_id", "text", "source", "t_ms", *data.emotions, *extra])
         columns = data.columns
         for row in range(data.token_count):
-            writer.writerow([columns["index"][row], columns["position"][row], columns["token_id"][row],
-                             columns["text"][row], columns["source"][row], columns["t_ms"][row],
-                             *(f"{value:.3f}" for value in probes[row]),
-                             *(f"{value:.3f}" for value in (smoothed[row] if smoothed is not None else ()))])
+            writer.writerow(
+                [
+                    columns["index"][row],
+                    columns["position"][row],
+                    columns["token_id"][row],
+                    columns["text"][row],
+                    columns["source"][row],
+                    columns["t_ms"][row],
+                    *(f"{value:.3f}" for value in probes[row]),
+                    *(f"{value:.3f}" for value in (smoothed[row] if smoothed is not None else ())),
+                ]
+            )
     return out
 
 
@@ -113,10 +131,14 @@ def write_markdown(data: SessionData, out: Path, top_k: int = 3, half_life: floa
     kept of the reply it branches, and which side of a compare it is."""
     probes = readouts(data, half_life)
     columns = data.columns
-    lines = [f"# Session {data.meta['created']}", "",
-             f"Model `{data.meta['model']['id']}`, pack `{data.meta['pack']['name']}`, sampling "
-             f"{data.meta['sampling']}. Readouts "
-             + (f"smoothed over {half_life:g} tokens." if half_life > 0 else "raw, per token."), ""]
+    lines = [
+        f"# Session {data.meta['created']}",
+        "",
+        f"Model `{data.meta['model']['id']}`, pack `{data.meta['pack']['name']}`, sampling "
+        f"{data.meta['sampling']}. Readouts "
+        + (f"smoothed over {half_life:g} tokens." if half_life > 0 else "raw, per token."),
+        "",
+    ]
     for turn in data.turns:
         if turn["role"] == "user":
             lines += [f"**user:** {turn['text']}", ""]
@@ -141,8 +163,9 @@ def reply_labels(data: SessionData, turn: dict) -> list[str]:
         labels.append(f"branch {siblings.index(turn) + 1}/{len(siblings)} of this message")
     branch = turn.get("branch")
     if branch:
-        labels.append(f"written on from branch {siblings.index(data.turn(branch['of'])) + 1}, "
-                      f"kept {branch['kept']} tokens")
+        labels.append(
+            f"written on from branch {siblings.index(data.turn(branch['of'])) + 1}, kept {branch['kept']} tokens"
+        )
     compare = turn.get("compare")
     if compare:
         steering = ", ".join(f"{name} {value:+.2f}" for name, value in compare["steering"].items()) or "no steering"
@@ -157,8 +180,10 @@ def _compare_lines(data: SessionData, turn: dict) -> list[str]:
         return []
     from emolab.core.compare import first_difference, mean_difference
 
-    sides = sorted((other for other in data.turns if (other.get("compare") or {}).get("group") == compare["group"]),
-                   key=lambda other: other["compare"]["lane"])
+    sides = sorted(
+        (other for other in data.turns if (other.get("compare") or {}).get("group") == compare["group"]),
+        key=lambda other: other["compare"]["lane"],
+    )
     if len(sides) != 2:
         return []
     rows = [data.reply_rows(side) for side in sides]

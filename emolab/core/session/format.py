@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from emolab.core.documents import check_document
-from emolab.core.smoothing import DEFAULT_HALF_LIFE, smooth
 from emolab.core.errors import EmolabError
+from emolab.core.smoothing import DEFAULT_HALF_LIFE, smooth
 
 FORMAT = "emolab-session"
 FORMAT_VERSION = 2
@@ -52,12 +52,17 @@ class SessionData:
     def emotions(self) -> list[str]:
         return self.meta["emotions"]
 
-    def copy(self) -> "SessionData":
+    def copy(self) -> SessionData:
         """A snapshot that later appends do not touch (rows and records are never changed in place)."""
-        return SessionData(meta=self.meta, turns=list(self.turns),
-                           columns={name: list(values) for name, values in self.columns.items()},
-                           probes=list(self.probes), steering=list(self.steering), states=dict(self.states),
-                           notes=list(self.notes))
+        return SessionData(
+            meta=self.meta,
+            turns=list(self.turns),
+            columns={name: list(values) for name, values in self.columns.items()},
+            probes=list(self.probes),
+            steering=list(self.steering),
+            states=dict(self.states),
+            notes=list(self.notes),
+        )
 
     @property
     def token_count(self) -> int:
@@ -71,8 +76,11 @@ class SessionData:
     def reply_rows(self, turn: dict) -> list[int]:
         """Rows of the reply tokens an assistant turn wrote itself (a branch: those after the kept ones)."""
         owner, sources = self.columns["turn"], self.columns["source"]
-        return [row for row, (turn_id, source) in enumerate(zip(owner, sources))
-                if turn_id == turn["id"] and source == "reply"]
+        return [
+            row
+            for row, (turn_id, source) in enumerate(zip(owner, sources, strict=True))
+            if turn_id == turn["id"] and source == "reply"
+        ]
 
     def full_reply_rows(self, turn: dict) -> list[int]:
         """Rows of the whole reply as shown: a branch's kept tokens (its sibling's) and then its own."""
@@ -85,7 +93,9 @@ class SessionData:
 
     def branches(self, turn: dict) -> list[dict]:
         """The replies to the same message as this one (itself included), in the order they were written."""
-        return [other for other in self.turns if other["role"] == "assistant" and other.get("parent") == turn.get("parent")]
+        return [
+            other for other in self.turns if other["role"] == "assistant" and other.get("parent") == turn.get("parent")
+        ]
 
     def alert_notes(self) -> list[dict]:
         """The recorded alerts that say which emotion crossed which threshold at which token."""
@@ -98,8 +108,10 @@ class SessionData:
         sources = self.columns["source"]
         result = []
         for change in self.steering:
-            first = next((indices[i] for i in range(len(indices))
-                          if sources[i] == "reply" and versions[i] >= change["version"]), None)
+            first = next(
+                (indices[i] for i in range(len(indices)) if sources[i] == "reply" and versions[i] >= change["version"]),
+                None,
+            )
             result.append({**change, "first_token": first})
         return result
 
@@ -111,8 +123,7 @@ class SessionData:
             "format_version": FORMAT_VERSION,
             "meta": self.meta,
             "turns": self.turns,
-            "tokens": {"count": self.token_count, **self.columns,
-                       "probe_f16": base64.b64encode(blob).decode("ascii")},
+            "tokens": {"count": self.token_count, **self.columns, "probe_f16": base64.b64encode(blob).decode("ascii")},
             "steering": self.steering_with_first_tokens(),
             "states": self.states,
             "notes": self.notes,
@@ -121,8 +132,15 @@ class SessionData:
 
 def from_json(document: object, path: Path) -> SessionData:
     """Check a parsed session document completely; every problem is one line naming the file."""
-    check_document(document, path, schema="session.schema.json", format_name=FORMAT, versions=READ_VERSIONS,
-                   error=SessionError, what="session")
+    check_document(
+        document,
+        path,
+        schema="session.schema.json",
+        format_name=FORMAT,
+        versions=READ_VERSIONS,
+        error=SessionError,
+        what="session",
+    )
     if document["format_version"] == 1:
         document = _upgrade_v1(document)
     emotions = document["meta"]["emotions"]
@@ -139,8 +157,10 @@ def from_json(document: object, path: Path) -> SessionData:
         raise SessionError(f"{path}: $.tokens.probe_f16 is not valid base64") from None
     expected = count * len(emotions) * 2
     if len(blob) != expected:
-        raise SessionError(f"{path}: $.tokens.probe_f16 holds {len(blob)} bytes, expected {expected} "
-                           f"({count} tokens × {len(emotions)} emotions × 2)")
+        raise SessionError(
+            f"{path}: $.tokens.probe_f16 holds {len(blob)} bytes, expected {expected} "
+            f"({count} tokens × {len(emotions)} emotions × 2)"
+        )
     matrix = np.frombuffer(blob, dtype="<f2").reshape(count, len(emotions)) if count else np.zeros((0, len(emotions)))
     for key, state in document["states"].items():
         if not key.isdigit():
@@ -159,11 +179,13 @@ def from_json(document: object, path: Path) -> SessionData:
             if target is not None and target not in ids:
                 raise SessionError(f"{path}: turn {turn['id']}'s {key} is {target}, which no turn has as id")
     return SessionData(
-        meta=document["meta"], turns=document["turns"],
+        meta=document["meta"],
+        turns=document["turns"],
         columns={name: list(tokens[name]) for name in TOKEN_COLUMNS},
         probes=[row.astype(np.float16) for row in matrix],
         steering=[{k: v for k, v in change.items() if k != "first_token"} for change in document["steering"]],
-        states=document["states"], notes=document["notes"],
+        states=document["states"],
+        notes=document["notes"],
     )
 
 
@@ -243,12 +265,15 @@ def session_events(data: SessionData, half_life: float = DEFAULT_HALF_LIFE) -> l
         source = columns["source"][row]
         t = columns["t_ms"][row] / 1000
         compare = turn.get("compare")
-        if owner != open_turn and not (compare and compare_open is not None and compare["group"] == compare_open["group"]):
+        if owner != open_turn and not (
+            compare and compare_open is not None and compare["group"] == compare_open["group"]
+        ):
             close(open_turn, compare_open)
             open_turn, compare_open = None, None
             if compare:
-                group = [other["id"] for other in data.turns
-                         if (other.get("compare") or {}).get("group") == compare["group"]]
+                group = [
+                    other["id"] for other in data.turns if (other.get("compare") or {}).get("group") == compare["group"]
+                ]
                 compare_open = {"group": compare["group"], "turns": group}
                 lanes = sorted(group, key=lambda turn_id: turns[turn_id]["compare"]["lane"])
                 steering = tuple(turns[turn_id]["compare"].get("steering", {}) for turn_id in lanes)
@@ -261,10 +286,18 @@ def session_events(data: SessionData, half_life: float = DEFAULT_HALF_LIFE) -> l
                 events.append(TurnStarted(0, 0, 0, t))
                 open_turn = owner
         version = columns["steering_version"][row]
-        token = Token(index=columns["index"][row], position=columns["position"][row],
-                      token_id=columns["token_id"][row], text=columns["text"][row], source=source,
-                      probe=probes[row], steering=data.states.get(str(version), {}), steering_version=version,
-                      t=t, smoothed=smoothed[row])
+        token = Token(
+            index=columns["index"][row],
+            position=columns["position"][row],
+            token_id=columns["token_id"][row],
+            text=columns["text"][row],
+            source=source,
+            probe=probes[row],
+            steering=data.states.get(str(version), {}),
+            steering_version=version,
+            t=t,
+            smoothed=smoothed[row],
+        )
         events.append(token if not compare else LaneEvent(compare["lane"], token))
         if compare and source == "reply" and row == data.reply_rows(turn)[-1] and owner not in finished:
             finish(owner)

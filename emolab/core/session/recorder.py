@@ -21,9 +21,9 @@ from emolab.core.events import (
     Event,
     LaneEvent,
     Token,
+    Truncated,
     TurnFinished,
     TurnStarted,
-    Truncated,
 )
 from emolab.core.session.format import SessionData
 from emolab.core.session.store import apply_entry, journal_path, write_atomically
@@ -54,8 +54,12 @@ def session_meta(engine, pack_path: str | Path) -> dict:
         "device": loaded.device.type,
         "dtype": str(loaded.dtype).removeprefix("torch."),
         "system_prompt": engine.conversation.system,
-        "sampling": {"temperature": sampling.temperature, "top_p": sampling.top_p,
-                     "max_tokens": sampling.max_tokens, "seed": sampling.seed},
+        "sampling": {
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "max_tokens": sampling.max_tokens,
+            "seed": sampling.seed,
+        },
         "emotions": list(pack.emotions),
     }
 
@@ -113,9 +117,20 @@ class SessionRecorder:
             probe = event.probe
             blob = base64.b64encode(probe.astype("<f2").tobytes()).decode("ascii") if probe is not None else ""
             turn = self._writing.get(lane) or self._open_reply(lane)
-            self._append({"k": "tok", "i": event.index, "pos": event.position, "id": event.token_id, "x": event.text,
-                          "s": event.source, "t": int(round(event.t * 1000)), "v": event.steering_version,
-                          "u": turn["id"], "p": blob})
+            self._append(
+                {
+                    "k": "tok",
+                    "i": event.index,
+                    "pos": event.position,
+                    "id": event.token_id,
+                    "x": event.text,
+                    "s": event.source,
+                    "t": int(round(event.t * 1000)),
+                    "v": event.steering_version,
+                    "u": turn["id"],
+                    "p": blob,
+                }
+            )
             if event.source == "reply" and "first_token" not in turn:
                 turn["first_token"] = event.index
             version = str(event.steering_version)
@@ -126,20 +141,29 @@ class SessionRecorder:
         elif isinstance(event, BranchStarted):
             of = self._path[event.message] if event.message < len(self._path) else None
             self.record_note("branch", position=event.position, kept=event.kept_tokens, of=of)
-            del self._path[event.message:]
+            del self._path[event.message :]
             self._open_reply(None, branch={"of": of, "kept": event.kept_tokens} if of is not None else None)
         elif isinstance(event, CompareStarted):
             self._compares += 1
             steering = [dict(state) for state in event.steering]
             self.record_note("compare", group=self._compares, steering=steering, mode=event.mode)
             for number, state in enumerate(steering):
-                self._open_reply(number, compare={"group": self._compares, "lane": number, "steering": state,
-                                                  "mode": event.mode})
+                self._open_reply(
+                    number, compare={"group": self._compares, "lane": number, "steering": state, "mode": event.mode}
+                )
         elif isinstance(event, TurnFinished):
             turn = self._writing.pop(lane, None) or self._open_reply(lane)
             self._writing.pop(lane, None)
-            self._append({"k": "turn", **turn, "text": event.text, "t": self._t(), "finish": event.reason,
-                          "first_token": turn.get("first_token", self._next_index())})
+            self._append(
+                {
+                    "k": "turn",
+                    **turn,
+                    "text": event.text,
+                    "t": self._t(),
+                    "finish": event.reason,
+                    "first_token": turn.get("first_token", self._next_index()),
+                }
+            )
             if lane is None:
                 self._path.append(turn["id"])
                 self._save_soon()
@@ -155,8 +179,12 @@ class SessionRecorder:
         """A new assistant turn for the message at the end of the path (a reply there before is replaced)."""
         if self._path and self._turn_role(self._path[-1]) == "assistant" and not details.get("branch"):
             self._path.pop()  # a regeneration or a compare: the engine dropped that reply
-        turn = {"id": self._new_turn_id(), "parent": self._path[-1] if self._path else None, "role": "assistant",
-                **{key: value for key, value in details.items() if value is not None}}
+        turn = {
+            "id": self._new_turn_id(),
+            "parent": self._path[-1] if self._path else None,
+            "role": "assistant",
+            **{key: value for key, value in details.items() if value is not None},
+        }
         self._writing[lane] = turn
         return turn
 
@@ -175,16 +203,32 @@ class SessionRecorder:
             self._pending = self._saver.submit(write_atomically, self.path, self.data.copy(), self.seq)
 
     def record_steering(self, emotion: str, strength: float, version: int, state: dict[str, float]) -> None:
-        self._append({"k": "steer", "t": self._t(), "emotion": emotion, "strength": strength, "version": version,
-                      "state": dict(state)})
+        self._append(
+            {
+                "k": "steer",
+                "t": self._t(),
+                "emotion": emotion,
+                "strength": strength,
+                "version": version,
+                "state": dict(state),
+            }
+        )
 
     def record_note(self, kind: str, **details) -> None:
         if kind == "message":
             if self._journal is None:
                 self._begin()
             turn_id = self._new_turn_id()
-            self._append({"k": "turn", "id": turn_id, "parent": self._path[-1] if self._path else None,
-                          "role": "user", "text": details["text"], "t": self._t()})
+            self._append(
+                {
+                    "k": "turn",
+                    "id": turn_id,
+                    "parent": self._path[-1] if self._path else None,
+                    "role": "user",
+                    "text": details["text"],
+                    "t": self._t(),
+                }
+            )
             self._path.append(turn_id)
             return
         if kind == "new_chat":

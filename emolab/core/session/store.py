@@ -51,12 +51,16 @@ def apply_entry(data: SessionData, entry: dict) -> None:
         columns["t_ms"].append(entry["t"])
         columns["steering_version"].append(entry["v"])
         columns["turn"].append(entry.get("u", -1))
-        row = np.frombuffer(base64.b64decode(entry["p"]), dtype="<f2") if entry.get("p") else \
-            np.full(len(data.emotions), np.nan, dtype=np.float16)
+        row = (
+            np.frombuffer(base64.b64decode(entry["p"]), dtype="<f2")
+            if entry.get("p")
+            else np.full(len(data.emotions), np.nan, dtype=np.float16)
+        )
         data.probes.append(row.astype(np.float16))
     elif kind == "steer":
-        data.steering.append({"t": entry["t"], "emotion": entry["emotion"], "strength": entry["strength"],
-                              "version": entry["version"]})
+        data.steering.append(
+            {"t": entry["t"], "emotion": entry["emotion"], "strength": entry["strength"], "version": entry["version"]}
+        )
         data.states[str(entry["version"])] = entry["state"]
     elif kind == "state":  # a state that came from a preset or a reset, not from one slider
         data.states[str(entry["version"])] = entry["state"]

@@ -52,11 +52,15 @@ def hash_warnings(data: SessionData, engine: Engine) -> list[str]:
     warnings = []
     recorded_model = data.meta["model"]
     if engine.loaded.weights_id != recorded_model["weights"]:
-        warnings.append(f"model weights differ from the recording ({recorded_model['weights'][:23]} recorded, "
-                        f"{engine.loaded.weights_id[:23]} now)")
+        warnings.append(
+            f"model weights differ from the recording ({recorded_model['weights'][:23]} recorded, "
+            f"{engine.loaded.weights_id[:23]} now)"
+        )
     if engine.pack.sha256 != data.meta["pack"]["sha256"]:
-        warnings.append(f"pack {engine.pack.name} differs from the recording (sha256 {data.meta['pack']['sha256'][:12]} "
-                        f"recorded, {engine.pack.sha256[:12]} now)")
+        warnings.append(
+            f"pack {engine.pack.name} differs from the recording (sha256 {data.meta['pack']['sha256'][:12]} "
+            f"recorded, {engine.pack.sha256[:12]} now)"
+        )
     if engine.pack.emotions != data.emotions:
         warnings.append("the pack's emotions differ from the recording's; readouts are not compared")
     return warnings
@@ -68,7 +72,7 @@ def verify(data: SessionData, engine: Engine) -> Verification:
     engine.set_sampling(Sampling(**meta["sampling"]))
     engine.sampler.reseed(meta["sampling"]["seed"])
     engine.conversation.system = meta.get("system_prompt")
-    versions = dict(zip(data.columns["index"], data.columns["steering_version"]))
+    versions = dict(zip(data.columns["index"], data.columns["steering_version"], strict=True))
 
     def schedule(index: int):
         version = versions.get(index, versions.get(index - 1))
@@ -145,8 +149,10 @@ def _compare(data: SessionData, replayed: list[Token], *, compare_readouts: bool
             divergence = f"the replay has more tokens than the recording, from index {event.index}"
             break
         if event.token_id != recorded_ids[row]:
-            divergence = (f"first divergent token at index {data.columns['index'][row]}: recorded "
-                          f"{data.columns['text'][row]!r} ({recorded_ids[row]}), replayed {event.text!r} ({event.token_id})")
+            divergence = (
+                f"first divergent token at index {data.columns['index'][row]}: recorded "
+                f"{data.columns['text'][row]!r} ({recorded_ids[row]}), replayed {event.text!r} ({event.token_id})"
+            )
             break
         if compare_readouts and event.probe is not None:
             again = event.probe.astype(np.float16).astype(np.float32)
@@ -154,5 +160,10 @@ def _compare(data: SessionData, replayed: list[Token], *, compare_readouts: bool
         matching += 1
     if divergence is None and len(replayed) < len(recorded_ids):
         divergence = f"the replay ended after {len(replayed)} of {len(recorded_ids)} recorded tokens"
-    return Verification(recorded=len(recorded_ids), replayed=len(replayed), matching=matching,
-                        max_readout_difference=worst, divergence=divergence)
+    return Verification(
+        recorded=len(recorded_ids),
+        replayed=len(replayed),
+        matching=matching,
+        max_readout_difference=worst,
+        divergence=divergence,
+    )

@@ -55,9 +55,19 @@ class ChatSettings:
 
 
 class ChatScreen(ConsoleScreen):
-    BINDINGS: ClassVar = [keys.QUIT, keys.STOP, keys.NEW_CHAT, keys.REGENERATE, keys.SEARCH_EMOTIONS,
-                          keys.RESET_STEERING, keys.EDIT_SAMPLING, keys.CYCLE_TINT, *keys.HIDDEN_VIEW_KEYS,
-                          keys.SAVE_SESSION, keys.RESTART_ENGINE]
+    BINDINGS: ClassVar = [
+        keys.QUIT,
+        keys.STOP,
+        keys.NEW_CHAT,
+        keys.REGENERATE,
+        keys.SEARCH_EMOTIONS,
+        keys.RESET_STEERING,
+        keys.EDIT_SAMPLING,
+        keys.CYCLE_TINT,
+        *keys.HIDDEN_VIEW_KEYS,
+        keys.SAVE_SESSION,
+        keys.RESTART_ENGINE,
+    ]
     HELP = CHAT_HELP
 
     def __init__(self, settings: ChatSettings) -> None:
@@ -127,8 +137,12 @@ class ChatScreen(ConsoleScreen):
         restart = self._keys_of("restart_engine")
         self.view.status.state = ""
         self.view.status.model = f"engine stopped: {message.reason} ({restart} restarts it)"
-        self.notify(f"{message.reason}; the transcript and the session are kept. {restart} restarts the engine.",
-                    title="the engine stopped", severity="error", timeout=30)
+        self.notify(
+            f"{message.reason}; the transcript and the session are kept. {restart} restarts the engine.",
+            title="the engine stopped",
+            severity="error",
+            timeout=30,
+        )
         prompt = self.view.prompt
         prompt.disabled = True
         prompt.placeholder = f"the engine stopped: {restart} restarts it"
@@ -194,8 +208,13 @@ class ChatScreen(ConsoleScreen):
     def _type_into_prompt(self, event: events.Key) -> None:
         """A printable key outside a text field (and bound to nothing) starts a message, as in chat apps."""
         prompt = self.view.prompt
-        if (not event.is_printable or event.character is None or prompt.disabled
-                or isinstance(self.focused, (Input, TextArea)) or event.key in self.active_bindings):
+        if (
+            not event.is_printable
+            or event.character is None
+            or prompt.disabled
+            or isinstance(self.focused, (Input, TextArea))
+            or event.key in self.active_bindings
+        ):
             return
         prompt.focus()
         prompt.insert_text_at_cursor(event.character)
@@ -270,8 +289,11 @@ class ChatScreen(ConsoleScreen):
             if sampling is not None:
                 self.link.set_sampling(sampling)
                 self.recorder.record_note("sampling", **sampling.__dict__)
-                self.notify(f"temperature {sampling.temperature:g}, top-p {sampling.top_p:g}, "
-                            f"max tokens {sampling.max_tokens}, seed {sampling.seed}", title="sampling")
+                self.notify(
+                    f"temperature {sampling.temperature:g}, top-p {sampling.top_p:g}, "
+                    f"max tokens {sampling.max_tokens}, seed {sampling.seed}",
+                    title="sampling",
+                )
 
         self.app.push_screen(SamplingScreen(self.link.sampling), apply)
 

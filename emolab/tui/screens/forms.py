@@ -35,8 +35,12 @@ class SamplingScreen(ModalScreen[Sampling | None]):
         with Vertical():
             yield Label("[b]Sampling[/b]  (temperature 0 is greedy)")
             with Grid():
-                for field, value in (("temperature", self.sampling.temperature), ("top_p", self.sampling.top_p),
-                                     ("max_tokens", self.sampling.max_tokens), ("seed", self.sampling.seed)):
+                for field, value in (
+                    ("temperature", self.sampling.temperature),
+                    ("top_p", self.sampling.top_p),
+                    ("max_tokens", self.sampling.max_tokens),
+                    ("seed", self.sampling.seed),
+                ):
                     yield Label(field.replace("_", " "))
                     yield Input(str(value), id=field)
             yield Label("", classes="error", id="error")
@@ -54,10 +58,16 @@ class SamplingScreen(ModalScreen[Sampling | None]):
         self._apply()
 
     def _apply(self) -> None:
-        values = {field: self.query_one(f"#{field}", Input).value for field in ("temperature", "top_p", "max_tokens", "seed")}
+        values = {
+            field: self.query_one(f"#{field}", Input).value for field in ("temperature", "top_p", "max_tokens", "seed")
+        }
         try:
-            sampling = Sampling(temperature=float(values["temperature"]), top_p=float(values["top_p"]),
-                                max_tokens=int(values["max_tokens"]), seed=int(values["seed"]))
+            sampling = Sampling(
+                temperature=float(values["temperature"]),
+                top_p=float(values["top_p"]),
+                max_tokens=int(values["max_tokens"]),
+                seed=int(values["seed"]),
+            )
         except ValueError:
             self.query_one("#error", Label).update("numbers only: temperature and top p may have decimals")
             return

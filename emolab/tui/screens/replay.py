@@ -20,6 +20,7 @@ SPEEDS = [0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0]
 TICK_SECONDS = 0.02
 MAX_GAP_SECONDS = 1.5  # pauses longer than this (someone thinking, typing) are shortened to it
 
+
 def play_times(events: list) -> list[float]:
     """When each event shows, in seconds from the start: the recorded timing, long pauses shortened."""
     times, now, previous = [], 0.0, None
@@ -32,8 +33,7 @@ def play_times(events: list) -> list[float]:
 
 
 class ReplayScreen(ConsoleScreen):
-    BINDINGS: ClassVar = [keys.QUIT, *keys.PLAYER_KEYS, keys.SEARCH_EMOTIONS, keys.CYCLE_TINT,
-                          *keys.HIDDEN_VIEW_KEYS]
+    BINDINGS: ClassVar = [keys.QUIT, *keys.PLAYER_KEYS, keys.SEARCH_EMOTIONS, keys.CYCLE_TINT, *keys.HIDDEN_VIEW_KEYS]
     HELP = REPLAY_HELP
 
     def __init__(self, pack: PackManifest, data: SessionData, *, autoplay: bool = True) -> None:
@@ -48,8 +48,9 @@ class ReplayScreen(ConsoleScreen):
         self.clock = 0.0  # session time shown so far
         self.shown_steering = 0  # the steering version the sliders show
         alert_tokens = {note["token_index"] for note in alerts}
-        self.alert_positions = [i for i, event in enumerate(self.events)
-                                if isinstance(event, Token) and event.index in alert_tokens]
+        self.alert_positions = [
+            i for i, event in enumerate(self.events) if isinstance(event, Token) and event.index in alert_tokens
+        ]
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -86,7 +87,7 @@ class ReplayScreen(ConsoleScreen):
         self._show_state()
 
     def _feed(self, end: int) -> None:
-        batch = self.events[self.cursor:end]
+        batch = self.events[self.cursor : end]
         self.cursor = end
         for event in batch:
             if isinstance(event, Token) and event.source == "reply" and event.steering_version != self.shown_steering:

@@ -78,7 +78,6 @@ class HeatStrip(CachedLines):
             if levels is not None:
                 shade = levels[row]
                 bounds = [0, *(np.flatnonzero(np.diff(shade)) + 1).tolist(), len(shade)]
-                segments += [Segment("▇" * (end - start), shades[int(shade[start])])
-                             for start, end in pairwise(bounds)]
+                segments += [Segment("▇" * (end - start), shades[int(shade[start])]) for start, end in pairwise(bounds)]
             strips.append(Strip(segments).adjust_cell_length(self.size.width, base))
         return strips

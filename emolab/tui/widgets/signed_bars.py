@@ -51,7 +51,13 @@ class SignedBars(CachedLines):
             colour = base + (POSITIVE if value >= 0 else NEGATIVE)
             left = " " * (half - filled) + "█" * filled if value < 0 else " " * half
             right = "█" * filled + " " * (half - filled) if value >= 0 else " " * half
-            lines.append([Segment(fit_label(name, self.label_width) + " ", base),
-                          Segment(left, colour), Segment("│", base + AXIS), Segment(right, colour),
-                          Segment(f" {value:+5.1f}", colour)])
+            lines.append(
+                [
+                    Segment(fit_label(name, self.label_width) + " ", base),
+                    Segment(left, colour),
+                    Segment("│", base + AXIS),
+                    Segment(right, colour),
+                    Segment(f" {value:+5.1f}", colour),
+                ]
+            )
         return [Strip(segments).adjust_cell_length(width, base) for segments in lines]

@@ -26,10 +26,8 @@ class FloatSlider(Widget, can_focus=True):
     BINDINGS: ClassVar = [
         Binding("left", "step(-1)", "−", show=False, id="slider.down", tooltip="A fine step down"),
         Binding("right", "step(1)", "+", show=False, id="slider.up", tooltip="A fine step up"),
-        Binding("shift+left", "coarse(-1)", "−−", show=False, id="slider.down_coarse",
-                tooltip="A coarse step down"),
-        Binding("shift+right", "coarse(1)", "++", show=False, id="slider.up_coarse",
-                tooltip="A coarse step up"),
+        Binding("shift+left", "coarse(-1)", "−−", show=False, id="slider.down_coarse", tooltip="A coarse step down"),
+        Binding("shift+right", "coarse(1)", "++", show=False, id="slider.up_coarse", tooltip="A coarse step up"),
         Binding("0", "reset", "reset", show=False, id="slider.reset", tooltip="Back to 0"),
     ]
 
@@ -44,8 +42,18 @@ class FloatSlider(Widget, can_focus=True):
         def control(self) -> FloatSlider:
             return self.slider
 
-    def __init__(self, label: str, *, minimum: float, maximum: float, step: float, coarse_step: float,
-                 value: float = 0.0, label_width: int = 11, id: str | None = None) -> None:
+    def __init__(
+        self,
+        label: str,
+        *,
+        minimum: float,
+        maximum: float,
+        step: float,
+        coarse_step: float,
+        value: float = 0.0,
+        label_width: int = 11,
+        id: str | None = None,
+    ) -> None:
         super().__init__(id=id)
         self.label = label
         self.minimum, self.maximum = minimum, maximum

@@ -42,8 +42,15 @@ class SteeringPanel(Vertical):
 
     def _make(self, emotion: str, value: float = 0.0) -> FloatSlider:
         r = self.slider_range
-        slider = FloatSlider(emotion, minimum=r.min, maximum=r.max, step=r.step, coarse_step=r.coarse_step,
-                             value=value, id=slider_id(emotion))
+        slider = FloatSlider(
+            emotion,
+            minimum=r.min,
+            maximum=r.max,
+            step=r.step,
+            coarse_step=r.coarse_step,
+            value=value,
+            id=slider_id(emotion),
+        )
         slider.emotion = emotion
         self.sliders[emotion] = slider
         return slider

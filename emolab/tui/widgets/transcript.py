@@ -17,8 +17,20 @@ from emolab.core.valence import valence
 from emolab.tui.turns import TokenView, TurnView
 from emolab.tui.widgets.heat_strip import z_colour
 
-EMOTION_COLOURS = ["#e06c75", "#98c379", "#e5c07b", "#61afef", "#c678dd", "#56b6c2", "#d19a66", "#be5046",
-                   "#7ec699", "#f08d49", "#b392f0", "#ffab70"]
+EMOTION_COLOURS = [
+    "#e06c75",
+    "#98c379",
+    "#e5c07b",
+    "#61afef",
+    "#c678dd",
+    "#56b6c2",
+    "#d19a66",
+    "#be5046",
+    "#7ec699",
+    "#f08d49",
+    "#b392f0",
+    "#ffab70",
+]
 TINT_THRESHOLD = 1.0  # |z| below this stays untinted
 SELECTED = Style(reverse=True)
 

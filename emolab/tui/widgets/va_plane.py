@@ -52,7 +52,7 @@ class ValenceArousalPlane(Widget):
                 column = marker_cell[1]
                 text.append(line[:column], style=DIM)
                 text.append("◉", style=MARKER)
-                text.append(line[column + 1:], style=DIM)
+                text.append(line[column + 1 :], style=DIM)
             else:
                 text.append(line, style=DIM)
             text.append("\n")
