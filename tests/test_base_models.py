@@ -128,3 +128,44 @@ async def test_the_status_bar_says_a_plain_transcript_is_used(base_model, tiny_m
             status = app.chat.view.status
             assert (PLAIN_TRANSCRIPT_NOTE in status.model) is expected
             assert (PLAIN_TRANSCRIPT_NOTE in str(status.render())) is expected
+
+
+REPLY = "I am fine.\nUser: and you?\nAssistant: yes"
+
+
+def script(tokenizer):
+    """A sampler's `choose` that writes REPLY, then EOS: a base model that goes on to write the next turn."""
+    ids = iter(tokenizer(REPLY, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id])
+    return lambda self, logits, sampling: next(ids)
+
+
+def test_a_base_model_reply_ends_where_it_begins_the_next_turn(monkeypatch, tmp_path, base_model):
+    from emolab.core.engine import Engine
+    from emolab.core.events import TurnFinished
+    from emolab.core.sampler import Sampler
+    from emolab.core.sampling import Sampling
+
+    engine = Engine(base_model, write_tiny_pack(tmp_path / "pack", base_model), sampling=Sampling(max_tokens=60))
+    monkeypatch.setattr(Sampler, "choose", script(base_model.tokenizer))
+    finished = [event for event in engine.chat("hi") if isinstance(event, TurnFinished)]
+    assert [(event.reason, event.text) for event in finished] == [("eos", "I am fine.")]
+    assert engine.conversation.messages[-1]["content"] == "I am fine."
+
+
+def test_each_side_of_a_base_model_compare_ends_where_it_begins_the_next_turn(monkeypatch, tmp_path, base_model):
+    from emolab.core.engine import Engine
+    from emolab.core.events import LaneEvent, TurnFinished
+    from emolab.core.sampler import Sampler
+    from emolab.core.sampling import Sampling
+
+    engine = Engine(base_model, write_tiny_pack(tmp_path / "pack", base_model), sampling=Sampling(max_tokens=60))
+    engine.conversation.add("user", "hi")
+    lanes = {}
+
+    def choose(self, logits, sampling):  # each lane's own sampler writes REPLY from the start
+        return lanes.setdefault(id(self), script(base_model.tokenizer))(self, logits, sampling)
+
+    monkeypatch.setattr(Sampler, "choose", choose)
+    ends = [e.event for e in engine.compare() if isinstance(e, LaneEvent) and isinstance(e.event, TurnFinished)]
+    assert [(event.reason, event.text) for event in ends] == [("eos", "I am fine.")] * 2
+    assert engine.conversation.messages[-1]["content"] == "I am fine."

@@ -95,6 +95,13 @@ def end_of_plain_reply(text: str) -> str:
     return text
 
 
+def writes_next_turn(pieces: list[str]) -> bool:
+    """Whether a base model's reply (its decoded pieces so far) has begun the transcript's next turn
+    ("\nUser:"): its end of turn, as EOS is a chat model's. Only the tail is looked at."""
+    tail = "".join(pieces[-24:])
+    return end_of_plain_reply(tail) != tail
+
+
 def render_prompt(tokenizer, messages: list[dict[str, str]]) -> list[int]:
     """Token ids of `messages` plus the assistant's turn header (see `prompt_text`)."""
     return prompt_ids(tokenizer, prompt_text(tokenizer, messages))

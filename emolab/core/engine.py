@@ -23,7 +23,14 @@ import numpy as np
 import torch
 
 from emolab.core.compare import COMPARE_MODES, Lane, choose_mode, first_difference
-from emolab.core.conversation import Conversation, ReplyTokens, fit_to_context
+from emolab.core.conversation import (
+    Conversation,
+    ReplyTokens,
+    end_of_plain_reply,
+    fit_to_context,
+    prompt_format,
+    writes_next_turn,
+)
 from emolab.core.decoders import open_decoder
 from emolab.core.detokenize import IncrementalDecoder
 from emolab.core.devices import intra_op_threads
@@ -78,6 +85,7 @@ class Engine:
         self._cache = None
         self._cached_ids: list[int] = []
         self._eos_ids = _eos_ids(model)
+        self._plain = prompt_format(model.tokenizer) == "plain"  # a base model ends its turn with "\nUser:"
         # After a compare: the conversation as it would go on with lane 1's reply (for `use_history`).
         self.compared: Conversation | None = None
         # Replays set this: token index → the steering state that must choose that token.
@@ -241,7 +249,7 @@ class Engine:
                     while len(reply.ids) < sampling.max_tokens + len(kept):
                         chosen_under = snapshot
                         token_id = self.sampler.choose(logits, sampling)
-                        if token_id in self._eos_ids:
+                        if token_id in self._eos_ids or (self._plain and writes_next_turn(pieces)):
                             reason = "eos"
                             break
                         if self._stop.is_set():
@@ -263,7 +271,7 @@ class Engine:
                             "reply",
                         )
             finally:
-                text = head + "".join(pieces)
+                text = self._said(head + "".join(pieces))
                 self.conversation.add("assistant", text, ReplyTokens(len(prompt), tuple(reply.ids)))
             seconds = time.perf_counter() - began
             count = len(pieces)
@@ -315,8 +323,8 @@ class Engine:
             first, second = lanes
             self._cache, self._cached_ids = first.cache, first.ids
             self.compared = self.conversation.copy()
-            self.compared.add("assistant", second.text, ReplyTokens(len(ids), tuple(second.reply.ids)))
-            self.conversation.add("assistant", first.text, ReplyTokens(len(ids), tuple(first.reply.ids)))
+            self.compared.add("assistant", self._said(second.text), ReplyTokens(len(ids), tuple(second.reply.ids)))
+            self.conversation.add("assistant", self._said(first.text), ReplyTokens(len(ids), tuple(first.reply.ids)))
             counts = (len(lanes[0].reply.ids), len(lanes[1].reply.ids))
             yield CompareFinished(
                 first_difference(lanes[0].reply.ids, lanes[1].reply.ids),
@@ -340,7 +348,7 @@ class Engine:
                     continue
                 active.remove(lane)
                 count = len(lane.reply.ids)
-                yield LaneEvent(lane.number, TurnFinished(reason, lane.text, count, 0.0, self.elapsed()))
+                yield LaneEvent(lane.number, TurnFinished(reason, self._said(lane.text), count, 0.0, self.elapsed()))
             if stacked is not None and len(feeding) < len(lanes):  # one lane ended: no more batches
                 for lane in lanes:
                     lane.cache = self.decoder.lane_cache(stacked, lane.number)
@@ -367,13 +375,17 @@ class Engine:
         if len(lane.reply.ids) >= sampling.max_tokens:
             return "max_tokens", -1
         token_id = lane.sampler.choose(lane.logits, sampling)
-        if token_id in self._eos_ids:
+        if token_id in self._eos_ids or (self._plain and writes_next_turn(lane.pieces)):
             return "eos", token_id
         if self._stop.is_set():
             return "stopped", token_id
         if len(lane.ids) >= self.loaded.context_window:
             return "context_full", token_id
         return None, token_id
+
+    def _said(self, text: str) -> str:
+        """A reply's text for the conversation: a base model's without the next turn it began."""
+        return end_of_plain_reply(text) if self._plain else text
 
     def _lane_forward(self, lane: Lane, ids: list[int]):
         logits, residuals = self.decoder.forward(ids, lane.cache, lane.additions)
