@@ -5,6 +5,7 @@ through Textual's pilot, then `emolab run --json` headless, with the same pack, 
 decoding and token budget. Per round it reports: the decode speed of both (the engine's own
 count, prompt excluded), the console's worst event-loop stall (a 5 ms ticker; a stall is how
 late a tick fires), the window-ready and engine-ready times, the console process's RSS, and
+the share of a core the console process used while the reply streamed, and
 the latency from a slider key press to the engine's answer (a round trip) and to the forward
 pass that reads the new state (the pass in flight at the press finishes first).
 
@@ -71,6 +72,7 @@ async def console_round(pack: str, model: str, tokens: int, dtype: str, size: tu
 
         task = asyncio.get_running_loop().create_task(ticker())
         app.query_one("#prompt").value = PROMPT
+        cpu, wall = time.process_time(), time.perf_counter()
         await pilot.press("enter")
         while sum(1 for event in seen if isinstance(event, Token) and event.source == "reply") < tokens // 3:
             if not link.generating:
@@ -84,6 +86,7 @@ async def console_round(pack: str, model: str, tokens: int, dtype: str, size: tu
         await pilot.press("right")
         while link.generating:
             await pilot.pause(0.05)
+        ui_cpu = (time.process_time() - cpu) / (time.perf_counter() - wall)
         stop = True
         await task
         rss = psutil.Process().memory_info().rss
@@ -95,6 +98,7 @@ async def console_round(pack: str, model: str, tokens: int, dtype: str, size: tu
         "speed": finished.tokens_per_second,
         "worst": max(lateness) * 1000,
         "p99": statistics.quantiles(lateness, n=100)[98] * 1000,
+        "ui_cpu": ui_cpu,
         "window": window,
         "engine": engine_ready,
         "rss": rss,
@@ -170,7 +174,7 @@ def main() -> None:
         print(
             f"round {number + 1}        console {result['speed']:.1f} tok/s, headless {headless[-1]:.1f} tok/s "
             f"({result['speed'] / headless[-1]:.0%}); worst stall {result['worst']:.1f} ms, "
-            f"p99 {result['p99']:.1f} ms;"
+            f"p99 {result['p99']:.1f} ms; UI process CPU {result['ui_cpu']:.0%} of a core;"
             f" window {result['window']:.2f} s{' (from the script start, imports included)' if number == 0 else ''},"
             f" engine ready {result['engine']:.1f} s; UI RSS {result['rss'] / 2**20:.0f} MB (engine "
             f"{result['child_rss'] / 2**20:.0f} MB); key → engine's reply {result['round_trip']:.1f} ms, "

@@ -124,10 +124,9 @@ def console_app(
     if in_process:
 
         def loader(progress):
-            from emolab.core.devices import pick_device, threads_beside_a_ui
             from emolab.process.commands import open_engine
 
-            return open_engine(spec, progress, decode_threads=threads_beside_a_ui(pick_device(spec.device)))
+            return open_engine(spec, progress)
 
         link = in_this_process(loader, spec.pack)
     else:

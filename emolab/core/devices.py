@@ -91,10 +91,11 @@ def dtype_name(dtype: torch.dtype) -> str:
 
 
 def threads_beside_a_ui(device: torch.device) -> int | None:
-    """Intra-op threads for decoding while a UI thread shares the process: all cores but one.
+    """Intra-op threads for decoding beside the console's UI (in its process, or in a child process
+    on the same machine): all cores but one.
 
-    On the CPU, two OpenMP threads on two cores beside a busy UI thread spend their time waiting
-    for each other at barriers; one thread on its own core decoded faster in the console
+    On the CPU, two OpenMP threads on two cores beside a busy UI spend their time waiting for each
+    other at barriers; one thread on its own core decoded faster in the console
     (benchmarks/ui_stall.py). None off the CPU, or when OMP_NUM_THREADS says what the user wants.
     """
     if device.type != "cpu" or os.environ.get("OMP_NUM_THREADS"):

@@ -127,9 +127,11 @@ class EngineSpec:
         return cls(**document)
 
 
-def open_engine(spec: EngineSpec, progress, *, decode_threads: int | None = None):
-    """Load the model and the pack and build the engine (in whichever process runs it)."""
+def open_engine(spec: EngineSpec, progress):
+    """Load the model and the pack and build the engine (in whichever process runs it), to decode
+    beside the console: on the CPU with a core left to the console's UI (devices.threads_beside_a_ui)."""
     from emolab.cli.options import load_checked
+    from emolab.core.devices import threads_beside_a_ui
     from emolab.core.engine import Engine
     from emolab.core.pack import load_pack
 
@@ -143,5 +145,9 @@ def open_engine(spec: EngineSpec, progress, *, decode_threads: int | None = None
         progress=progress,
     )
     return Engine(
-        loaded, pack, sampling=Sampling(**spec.sampling), system_prompt=spec.system, decode_threads=decode_threads
+        loaded,
+        pack,
+        sampling=Sampling(**spec.sampling),
+        system_prompt=spec.system,
+        decode_threads=threads_beside_a_ui(loaded.device),
     )
