@@ -9,8 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from emolab.core.detokenize import IncrementalDecoder
+    from emolab.core.sampler import Sampler
+    from emolab.core.smoothing import Smoother
+    from emolab.core.steering import SteeringSnapshot
 
 COMPARE_MODES = ("auto", "batched", "interleaved")
 # Measured on the 2-core CPU with the bundled model (benchmarks/compare_speed.py, BENCHMARKS.md):
@@ -35,14 +44,14 @@ class Lane:
     """One side of a compare while it is written: its cache and context, its steering, its sampler."""
 
     number: int
-    cache: object
+    cache: Any  # the decoder's own cache type
     ids: list[int]  # the tokens in this lane's cache
-    state: object  # the SteeringSnapshot its reply is written under
-    additions: dict  # layer → the summed steering vector of `state`
-    sampler: object
-    smoother: object
-    reply: object  # an IncrementalDecoder of the reply's ids
-    logits: object = None  # for the lane's next token
+    state: SteeringSnapshot  # the steering its reply is written under
+    additions: dict[int, torch.Tensor]  # layer → the summed steering vector of `state`
+    sampler: Sampler
+    smoother: Smoother
+    reply: IncrementalDecoder  # of the reply's ids
+    logits: torch.Tensor | None = None  # for the lane's next token
     pieces: list[str] = field(default_factory=list)
 
     @property

@@ -98,7 +98,9 @@ class Engine:
             self.probe: Probe | None = Probe(pack, device=model.layer_device(pack.probe_layer))
             self.steer_layers = resolve_steer_layers(pack, steer_layers)
             devices = {layer: model.layer_device(layer) for layer in self.steer_layers}
-            self._vectors = SteeringVectors(pack, device_of=devices, dtype=model.dtype, layers=self.steer_layers)
+            self._vectors: SteeringVectors | None = SteeringVectors(
+                pack, device_of=devices, dtype=model.dtype, layers=self.steer_layers
+            )
         else:
             self.steer_layers = []
             self.smoother = Smoother(0)
@@ -280,6 +282,8 @@ class Engine:
             )
 
     def _compare(self, states: tuple[SteeringSnapshot, SteeringSnapshot], sampling: Sampling, mode: str):
+        vectors = self._vectors
+        assert vectors is not None  # compare() refuses to start without a pack
         with self._busy_guard(), torch.inference_mode(), self.decoder:
             self._stop.clear()
             ids = yield from self._prompt(sampling)
@@ -294,7 +298,7 @@ class Engine:
                     self._cache if number == 0 else base,
                     list(ids[:reused]),
                     state,
-                    self._vectors.compute(state.strengths),
+                    vectors.compute(state.strengths),
                     Sampler(sampling.seed),
                     Smoother(self.smoother.half_life),
                     IncrementalDecoder(self.loaded.tokenizer),
@@ -357,7 +361,7 @@ class Engine:
                 logits, residuals = self.decoder.forward_lanes(
                     [token for _, token in feeding], stacked, [lane.additions for lane, _ in feeding]
                 )
-                readouts = self.probe.read(residuals)
+                readouts = self._lane_probe.read(residuals)
                 for row, (lane, token_id) in enumerate(feeding):
                     lane.ids.append(token_id)
                     lane.logits = logits[row]
@@ -374,6 +378,7 @@ class Engine:
         """The lane's next token, or why its reply ends (the checks of the chat's decode loop, in order)."""
         if len(lane.reply.ids) >= sampling.max_tokens:
             return "max_tokens", -1
+        assert lane.logits is not None  # each lane is fed its prompt before its first choice
         token_id = lane.sampler.choose(lane.logits, sampling)
         if token_id in self._eos_ids or (self._plain and writes_next_turn(lane.pieces)):
             return "eos", token_id
@@ -390,7 +395,12 @@ class Engine:
     def _lane_forward(self, lane: Lane, ids: list[int]):
         logits, residuals = self.decoder.forward(ids, lane.cache, lane.additions)
         lane.ids.extend(ids)
-        return logits, self.probe.read(residuals)
+        return logits, self._lane_probe.read(residuals)
+
+    @property
+    def _lane_probe(self) -> Probe:
+        assert self.probe is not None  # compare() refuses to start without a pack
+        return self.probe
 
     def _lane_token(self, lane: Lane, token_id: int, readout: np.ndarray) -> LaneEvent:
         piece = lane.reply.push(token_id)

@@ -61,13 +61,11 @@ class PackedProjection:
 
     def __init__(self, *linears: Linear):
         weight = torch.cat([linear_weight for linear_weight, _ in linears])
-        biases = [bias for _, bias in linears]
-        if any(bias is None for bias in biases) and not all(bias is None for bias in biases):
-            biases = [
-                bias if bias is not None else weight.new_zeros(linear_weight.shape[0])
-                for linear_weight, bias in linears
-            ]
-        self.bias = torch.cat(biases) if biases[0] is not None else None
+        self.bias = None
+        if any(bias is not None for _, bias in linears):  # a missing bias is a zero one
+            self.bias = torch.cat(
+                [bias if bias is not None else weight.new_zeros(part.shape[0]) for part, bias in linears]
+            )
         self.weight = torch.ops.mkldnn._reorder_linear_weight(weight, 1)  # tuned for batch 1
         self.sizes = [linear_weight.shape[0] for linear_weight, _ in linears]
 

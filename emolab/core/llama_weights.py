@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import torch
 
@@ -88,7 +89,7 @@ class LlamaWeights:
         )
 
     @classmethod
-    def from_module(cls, model: torch.nn.Module) -> LlamaWeights:
+    def from_module(cls, model: Any) -> LlamaWeights:  # a transformers Llama-style model
         """The weights of a loaded transformers model, shared, not copied; its own rotary module."""
         reason = module_unsupported_reason(model)
         if reason is not None:
@@ -160,6 +161,8 @@ def load_llama_weights(folder: Path, config, *, dtype: torch.dtype, device: torc
                 tensor = file.get_tensor(name)
                 # a copy, never a view of the mapped file, so that dropping a tensor frees its memory
                 tensors[name] = tensor.to(dtype, copy=True) if tensor.is_floating_point() else tensor.clone()
-    weights = LlamaWeights.from_config(config, tensors, DefaultRotary(rope_theta(config), head_dim_of(config), device))
+    theta = rope_theta(config)
+    assert theta is not None  # direct_load_unsupported_reason refuses other RoPE kinds first
+    weights = LlamaWeights.from_config(config, tensors, DefaultRotary(theta, head_dim_of(config), device))
     weights.owned = True
     return weights

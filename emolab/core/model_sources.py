@@ -19,10 +19,6 @@ from emolab.core.errors import ModelNotFoundError
 
 # Called with (stage, done, total) while a GGUF is converted; total is None while unknown.
 ProgressCallback = Callable[[str, int, "int | None"], None]
-
-
-# Called with (stage, done, total) while a GGUF is converted; total is None while unknown.
-ProgressCallback = Callable[[str, int, "int | None"], None]
 MB = 1 << 20
 
 
@@ -51,7 +47,7 @@ class BundledModel:
         return cache_root() / "gguf" / self.filename
 
     def chunks(self) -> list[Path] | None:
-        found = []
+        found: list[Path] = []
         for package in self.parts:
             folder = _package_file(package, "data")
             if folder is None:
@@ -77,6 +73,8 @@ class BundledModel:
             return
         report = progress or (lambda stage, done, total: None)
         chunks = self.chunks()
+        if chunks is None:
+            raise ModelNotFoundError(f"model {self.reference}: its chunk packages are not installed")
         total = sum(chunk.stat().st_size for chunk in chunks)
         target.parent.mkdir(parents=True, exist_ok=True)
         scratch = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
@@ -192,10 +190,12 @@ def preflight(reference: str) -> dict | None:
     """
     source = resolve_source(reference)
     if source.kind == "bundled":
+        assert source.path is not None  # a bundled, GGUF or local source always has one
         if not source.path.is_file():  # a chunked model not joined yet
             return None
         return read_optional_json(conversion_folder(source.path) / "config.json")
     if source.kind == "local":
+        assert source.path is not None
         return read_optional_json(source.path / "config.json")
     if source.kind == "hub":
         try:

@@ -27,6 +27,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -76,7 +77,7 @@ class LoadedModel:
     ):
         if model is None and build_model is None:
             raise ValueError("a LoadedModel needs a model or a way to build one")
-        self._model = model
+        self._model: Any = model  # transformers' module: its attributes are dynamic
         self._build_model = build_model
         self.tokenizer = tokenizer
         self.reference = reference
@@ -90,9 +91,10 @@ class LoadedModel:
         self._generation = generation or {}
 
     @property
-    def model(self) -> torch.nn.Module:
+    def model(self) -> Any:
         """transformers' module; built on first use when the model was loaded for the lean decoder."""
         if self._model is None:
+            assert self._build_model is not None  # a LoadedModel has the module or a way to build it
             self._model = self._build_model()
         return self._model
 
@@ -182,7 +184,7 @@ def decoder_blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
         "gpt_neox.layers",
         "model.decoder.layers",
     ):
-        module = model
+        module: Any = model
         for attribute in path.split("."):
             module = getattr(module, attribute, None)
             if module is None:
@@ -239,18 +241,21 @@ def load_model(
     source = resolve_source(reference)
     target_device = pick_device(device)
     target_dtype = pick_dtype(dtype, target_device)
-    options = dict(device=target_device, dtype=target_dtype, trust_remote_code=trust_remote_code)
-    placed = dict(reference=source.reference, device=target_device, dtype=target_dtype)
+    options: dict[str, Any] = dict(device=target_device, dtype=target_dtype, trust_remote_code=trust_remote_code)
+    placed: dict[str, Any] = dict(reference=source.reference, device=target_device, dtype=target_dtype)
 
     if source.kind in ("bundled", "gguf"):
+        assert source.path is not None  # a GGUF file
         if source.kind == "bundled":
             bundled_model(source.reference).assemble(progress)
         folder, sha = convert_gguf(source.path, progress=progress)
         with _unreadable_folder(folder):
             return _load_folder(folder, options, source=source.kind, known_weights_id=f"sha256:{sha}", **placed)
     if source.kind == "local":
-        with _unreadable_folder(source.path):
-            return _load_folder(source.path, options, source="local", weights_path=source.path, **placed)
+        directory = source.path
+        assert directory is not None
+        with _unreadable_folder(directory):
+            return _load_folder(directory, options, source="local", weights_path=directory, **placed)
     from huggingface_hub.errors import HFValidationError
 
     try:
@@ -336,7 +341,7 @@ def _load_module(source: str, *, device: torch.device, dtype: torch.dtype, trust
 
     placement = cuda_placement(source, device, dtype, trust_remote_code) if device.type == "cuda" else {}
     with _quiet_transformers():
-        model = AutoModelForCausalLM.from_pretrained(
+        model: Any = AutoModelForCausalLM.from_pretrained(
             source, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code, **placement
         )
     if not placement:
@@ -454,7 +459,7 @@ def _dequantise(gguf: Path, out: Path, progress: ProgressCallback | None) -> Non
         report("reading the tokenizer", 0, None)
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         report("reading the GGUF file", 0, None)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        model: Any = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
         report("writing safetensors", 0, None)
         # The weights are now plain fp32 tensors; drop the GGUF quantiser so that they can be saved.
         model.hf_quantizer = None
@@ -473,6 +478,7 @@ def _gguf_progress(progress: ProgressCallback) -> Iterator[None]:
     transformers exposes no callback for it, so its module-level `tqdm` is swapped
     for one that reports, and restored afterwards.
     """
+    gguf_utils: Any
     try:
         from transformers import modeling_gguf_pytorch_utils as gguf_utils
     except ImportError:

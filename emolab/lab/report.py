@@ -118,7 +118,7 @@ def plot_dose_response(rows: Sequence[dict[str, str]], plan: SweepPlan, path: Pa
     lines = max(1, math.ceil(len(shown) / columns))
     figure = Figure(figsize=(4.2 * columns, 3.1 * lines), dpi=110, layout="constrained")
     axes = figure.subplots(lines, columns, squeeze=False).ravel()
-    for axis, (column, label) in zip(axes, shown, strict=True):
+    for axis, (column, label) in zip(axes, shown, strict=False):  # the grid may have spare axes
         grouped = values_by_strength(rows, column)
         strengths = np.array(list(grouped))
         for strength, values in grouped.items():

@@ -141,6 +141,7 @@ def from_json(document: object, path: Path) -> SessionData:
         error=SessionError,
         what="session",
     )
+    assert isinstance(document, dict)  # check_document has checked it against the schema
     if document["format_version"] == 1:
         document = _upgrade_v1(document)
     emotions = document["meta"]["emotions"]

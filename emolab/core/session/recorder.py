@@ -7,7 +7,7 @@ import datetime
 import json
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TextIO
 
@@ -85,7 +85,7 @@ class SessionRecorder:
         self._journal: TextIO | None = None  # opened with the first message
         # Saving a long session takes milliseconds: after a turn it runs here, off the caller's thread.
         self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emolab-session-save")
-        self._pending = None
+        self._pending: Future | None = None
         self._path: list[int] = []  # the turn ids of the conversation the engine holds
         self._writing: dict[int | None, dict] = {}  # lane (None outside a compare) → the reply being written
         self._compares = 0
@@ -152,7 +152,7 @@ class SessionRecorder:
                     number, compare={"group": self._compares, "lane": number, "steering": state, "mode": event.mode}
                 )
         elif isinstance(event, TurnFinished):
-            turn = self._writing.pop(lane, None) or self._open_reply(lane)
+            turn = self._writing.get(lane) or self._open_reply(lane)
             self._writing.pop(lane, None)
             self._append(
                 {
@@ -170,6 +170,7 @@ class SessionRecorder:
             elif lane == 0:
                 self._lane_reply = turn["id"]
         elif isinstance(event, CompareFinished):
+            assert self._lane_reply is not None  # lane 0 finished before the compare did
             self._path.append(self._lane_reply)  # the conversation goes on with lane 0's reply
             self._save_soon()
         elif isinstance(event, Truncated):

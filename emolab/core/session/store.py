@@ -11,6 +11,7 @@ what the file lacks, and nothing twice. A clean close removes the journal.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import os
 import threading
@@ -103,13 +104,14 @@ def load_session(path: str | Path, *, recover: bool = True) -> tuple[SessionData
         raise SessionError(f"{path}: not UTF-8 text") from None
     document = parse(text, path)
     data = from_json(document, path)
-    seq = document.get("journal_seq", 0) if isinstance(document.get("journal_seq"), int) else 0
+    recorded = document.get("journal_seq") if isinstance(document, dict) else None
+    seq = recorded if isinstance(recorded, int) else 0
     entries = read_journal(path, seq) if recover else []
     applied = 0
     for entry in entries:
         try:
             apply_entry(data, entry)
-        except (KeyError, TypeError, ValueError, base64.binascii.Error):
+        except (KeyError, TypeError, ValueError, binascii.Error):
             break  # a damaged entry ends recovery; the journal is kept for a closer look
         seq = entry["n"]
         applied += 1

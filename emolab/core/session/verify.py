@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from emolab.core.conversation import Conversation
 from emolab.core.engine import Engine
 from emolab.core.events import CompareFinished, LaneEvent, Token, TurnFinished
 from emolab.core.sampling import Sampling
@@ -49,6 +50,8 @@ def _recorded_replies(data: SessionData) -> list[tuple[int, str | None]]:
 
 
 def hash_warnings(data: SessionData, engine: Engine) -> list[str]:
+    pack = engine.pack
+    assert pack is not None  # a session is recorded with a pack, and verified with one
     warnings = []
     recorded_model = data.meta["model"]
     if engine.loaded.weights_id != recorded_model["weights"]:
@@ -56,12 +59,12 @@ def hash_warnings(data: SessionData, engine: Engine) -> list[str]:
             f"model weights differ from the recording ({recorded_model['weights'][:23]} recorded, "
             f"{engine.loaded.weights_id[:23]} now)"
         )
-    if engine.pack.sha256 != data.meta["pack"]["sha256"]:
+    if pack.sha256 != data.meta["pack"]["sha256"]:
         warnings.append(
-            f"pack {engine.pack.name} differs from the recording (sha256 {data.meta['pack']['sha256'][:12]} "
-            f"recorded, {engine.pack.sha256[:12]} now)"
+            f"pack {pack.name} differs from the recording (sha256 {data.meta['pack']['sha256'][:12]} "
+            f"recorded, {pack.sha256[:12]} now)"
         )
-    if engine.pack.emotions != data.emotions:
+    if pack.emotions != data.emotions:
         warnings.append("the pack's emotions differ from the recording's; readouts are not compared")
     return warnings
 
@@ -83,14 +86,14 @@ def verify(data: SessionData, engine: Engine) -> Verification:
         replayed = _replay(data, engine)
     finally:
         engine.schedule = None  # a failed replay must not leave the engine steering by the recording
-    return _compare(data, replayed, compare_readouts=engine.pack.emotions == data.emotions)
+    return _compare(data, replayed, compare_readouts=engine.pack is not None and engine.pack.emotions == data.emotions)
 
 
 def _replay(data: SessionData, engine: Engine) -> list[Token]:
     """Send the recorded messages, regenerations, branches, compares, switches, new chats and
     sampling changes again, in order."""
     recorded = _recorded_replies(data)
-    snapshots: dict[int, object] = {}  # reply number → the conversation as it went on from that reply
+    snapshots: dict[int, Conversation] = {}  # reply number → the conversation as it went on from that reply
     replayed: list[Token] = []
     finished = 0
     for _, kind, details in _actions(data):
@@ -135,8 +138,10 @@ def _replay(data: SessionData, engine: Engine) -> list[Token]:
                 if lane is None:
                     snapshots[finished - 1] = engine.conversation.copy()
             elif isinstance(event, CompareFinished):
+                other = engine.compared
+                assert other is not None  # a compare leaves lane 1's conversation beside lane 0's
                 for number, lane in lane_of.items():
-                    snapshots[number] = engine.conversation.copy() if lane == 0 else engine.compared.copy()
+                    snapshots[number] = engine.conversation.copy() if lane == 0 else other.copy()
     return replayed
 
 
