@@ -17,7 +17,15 @@ import psutil
 import pytest
 
 from emolab.cli.chat import console_app
-from emolab.core.events import Token, TurnFinished, TurnStarted
+from emolab.core.events import (
+    BranchStarted,
+    CompareFinished,
+    CompareStarted,
+    LaneEvent,
+    Token,
+    TurnFinished,
+    TurnStarted,
+)
 from emolab.core.session import load_session
 from emolab.process.commands import EngineSpec
 from emolab.process.wire import WireError, decode, decode_events, encode, encode_events
@@ -74,6 +82,37 @@ def test_events_cross_the_wire_unchanged_with_readouts_as_raw_float32():
             )
         else:
             assert received == sent
+
+
+def test_compare_and_branch_events_cross_the_wire_with_each_lane_s_readouts_as_raw_float32():
+    probe = np.arange(6, dtype=np.float32) / 7
+    steering = (MappingProxyType({"happy": 2.0}), MappingProxyType({}))
+    events = [
+        CompareStarted(5, 4, steering, "batched", 0.5),
+        LaneEvent(0, Token(7, 4, 11, "a", "reply", probe, steering[0], 2, 0.6, probe * 2)),
+        LaneEvent(1, Token(8, 4, 12, "b", "reply", -probe, steering[1], 0, 0.6, -probe)),
+        LaneEvent(1, TurnFinished("eos", "b", 1, 0.0, 0.7)),
+        LaneEvent(0, TurnFinished("max_tokens", "a", 1, 0.0, 0.7)),
+        CompareFinished(0, (1, 1), 0.3, 0.8, tokens_per_second=6.5),
+        BranchStarted(1, 9, 3, 9, 0.9),
+    ]
+    message = encode_events(events)
+    assert probe.tobytes() in message and (-probe).tobytes() in message
+    back = decode_events(*decode(message))
+    assert [type(event) for event in back] == [type(event) for event in events]
+    for sent, received in zip(events, back, strict=True):
+        if isinstance(sent, LaneEvent) and isinstance(sent.event, Token):
+            assert received.lane == sent.lane and isinstance(received.event, Token)
+            assert np.array_equal(received.event.probe, sent.event.probe)
+            assert np.array_equal(received.event.smoothed, sent.event.smoothed)
+            assert (received.event.index, received.event.text, dict(received.event.steering)) == (
+                sent.event.index,
+                sent.event.text,
+                dict(sent.event.steering),
+            )
+        else:
+            assert received == sent
+    assert isinstance(back[5].reply_tokens, tuple) and isinstance(back[0].steering, tuple)
 
 
 @pytest.mark.parametrize(
