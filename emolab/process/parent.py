@@ -141,6 +141,8 @@ class Continuity:
         return mapped
 
     def event(self, event: Event) -> Event:
+        if isinstance(event, LaneEvent):  # a compare's lane: its token or its end, mapped alike
+            return LaneEvent(event.lane, self.event(event.event))
         if isinstance(event, Token):
             event = replace(
                 event,

@@ -22,10 +22,15 @@ TICK_SECONDS = 0.02
 MAX_GAP_SECONDS = 1.5  # pauses longer than this (someone thinking, typing) are shortened to it
 
 
+def unwrapped(event):
+    """A compare's lane event is its token's (or its end's) for timing and stepping."""
+    return event.event if isinstance(event, LaneEvent) else event
+
+
 def play_times(events: list) -> list[float]:
     """When each event shows, in seconds from the start: the recorded timing, long pauses shortened."""
     times, now, previous = [], 0.0, None
-    for event in events:
+    for event in map(unwrapped, events):
         if previous is not None:
             now += min(MAX_GAP_SECONDS, max(0.0, event.t - previous))
         times.append(now)
@@ -131,7 +136,7 @@ class ReplayScreen(ConsoleScreen):
         self.cursor = end
         for event in batch:
             if isinstance(event, LaneEvent) and event.lane == 0:
-                event = event.event  # the sliders show lane A's steering, the conversation's
+                event = event.event  # the sliders show side A's steering, the conversation's
             if isinstance(event, Token) and event.source == "reply" and event.steering_version != self.shown_steering:
                 self.view.show_steering(dict(event.steering))
                 self.shown_steering = event.steering_version
@@ -160,7 +165,7 @@ class ReplayScreen(ConsoleScreen):
         self.playing = False
         target = self.cursor + direction
         # a step moves by one token: skip over turn markers
-        while 0 < target < len(self.events) and not isinstance(self.events[target - 1], Token):
+        while 0 < target < len(self.events) and not isinstance(unwrapped(self.events[target - 1]), Token):
             target += direction
         self._jump(target)
 
