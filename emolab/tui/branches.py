@@ -87,10 +87,12 @@ class ReplyTree:
         return siblings[at]
 
     def label(self) -> list[TurnView]:
-        """Name each shown reply's branch ("branch 2/3") where its message has more than one; returns
-        the reply turns whose label changed."""
-        changed = []
-        for reply in self.path():
+        """Name each reply's branch ("branch 2/3") where its message has more than one (a compare's
+        side B too, shown in its pane though not on the path); returns the turns whose label changed."""
+        changed, waiting = [], list(self.root.children)
+        while waiting:
+            reply = waiting.pop()
+            waiting += reply.children
             siblings = reply.siblings()
             label = f"branch {siblings.index(reply) + 1}/{len(siblings)}" if len(siblings) > 1 else ""
             turn = reply.reply_turn
