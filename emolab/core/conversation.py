@@ -49,6 +49,21 @@ class Conversation:
         """A snapshot that later turns do not change: a branch of the chat to go back to."""
         return copy.deepcopy(self)
 
+    def to_json(self) -> dict:
+        """The snapshot as JSON, so that it can cross to the console and back (a branch to switch to)."""
+        return {
+            "system": self.system,
+            "messages": [dict(message) for message in self.messages],
+            "window_start": self.window_start,
+            "replies": {str(index): [reply.start, list(reply.ids)] for index, reply in self.replies.items()},
+        }
+
+    @classmethod
+    def from_json(cls, document: dict) -> Conversation:
+        replies = {int(index): ReplyTokens(start, tuple(ids)) for index, (start, ids) in document["replies"].items()}
+        messages = [{"role": m["role"], "content": m["content"]} for m in document["messages"]]
+        return cls(document.get("system"), messages, document.get("window_start", 0), replies)
+
     def visible(self) -> list[dict[str, str]]:
         head = [{"role": "system", "content": self.system}] if self.system else []
         return head + self.messages[self.window_start :]

@@ -24,6 +24,7 @@ from emolab.process.commands import (
     command,
     engine_info,
     engine_status,
+    generation_ended,
     open_engine,
     stream,
 )
@@ -90,7 +91,7 @@ def serve(connection: Connection) -> None:
             lambda: command(name).run(engine, **arguments),  # noqa: B023 - run before the loop moves on
             lambda batch: channel.send_bytes(encode_events(batch)),
         )
-        channel.send({"kind": "ended", "error": error, "status": engine_status(engine)})
+        channel.send({"kind": "ended", "error": error, **generation_ended(engine, name)})
 
 
 def read_commands(

@@ -42,9 +42,19 @@ def _replace_steering(engine, strengths: dict[str, float]) -> dict:
     return _steering(engine)
 
 
+def _use_history(engine, history: dict) -> None:
+    from emolab.core.conversation import Conversation
+
+    engine.use_history(Conversation.from_json(history))
+
+
 COMMANDS: dict[str, Command] = {
     "chat": Command(lambda engine, text: engine.chat(text), generates=True),
     "regenerate": Command(lambda engine: engine.regenerate(), generates=True),
+    # other: lane 1's strengths (None: no steering); lane 0 holds the sliders as they are.
+    "compare": Command(lambda engine, other=None: engine.compare(other), generates=True),
+    "branch_at": Command(lambda engine, position: engine.branch_at(position), generates=True),
+    "use_history": Command(_use_history),  # a snapshot from generation_ended: continue from that branch
     "stop": Command(lambda engine: engine.stop()),
     "new_chat": Command(lambda engine: engine.reset()),
     "set_steering": Command(_set_steering),
@@ -66,6 +76,15 @@ def engine_status(engine) -> dict:
         "context_used": engine.context_used,
         "has_reply": any(message["role"] == "assistant" for message in engine.conversation.messages),
     }
+
+
+def generation_ended(engine, name: str) -> dict:
+    """What the console learns as a generation ends: the engine's status, and the conversation as it
+    goes on from each reply just written (a compare wrote two), to come back to that branch later."""
+    histories = [engine.conversation.to_json()]
+    if name == "compare" and engine.compared is not None:
+        histories.append(engine.compared.to_json())
+    return {"status": engine_status(engine), "histories": histories}
 
 
 def engine_info(engine, pack_path: str) -> dict:

@@ -23,7 +23,16 @@ from pathlib import Path
 import numpy as np
 
 import emolab
-from emolab.core.events import Event, Token, TurnFinished
+from emolab.core.events import (
+    BranchStarted,
+    CompareFinished,
+    CompareStarted,
+    Event,
+    LaneEvent,
+    Token,
+    TurnFinished,
+    TurnStarted,
+)
 from emolab.process.commands import EngineSpec
 from emolab.process.wire import decode, encode
 
@@ -132,6 +141,8 @@ class Continuity:
         return mapped
 
     def event(self, event: Event) -> Event:
+        if isinstance(event, LaneEvent):  # a compare's lane: its token or its end, mapped alike
+            return LaneEvent(event.lane, self.event(event.event))
         if isinstance(event, Token):
             event = replace(
                 event,
@@ -149,3 +160,45 @@ class Continuity:
 def died_mid_reply(pieces: list[str], t: float) -> TurnFinished:
     """The end of a reply whose engine died: what arrived is kept, and the session says why it ends."""
     return TurnFinished("engine_died", "".join(pieces), len(pieces), 0.0, t)
+
+
+class Streaming:
+    """What the engine is writing (a reply, or a compare's two lanes), so that an engine that dies
+    mid-generation ends it with what arrived."""
+
+    def __init__(self) -> None:
+        self.pieces: dict[int | None, list[str]] | None = None  # lane (None: a plain reply) → its pieces
+        self.compare = False
+
+    def started(self) -> None:
+        self.pieces, self.compare = {None: []}, False
+
+    def follow(self, events: list[Event]) -> None:
+        for wrapped in events:
+            lane, event = (wrapped.lane, wrapped.event) if isinstance(wrapped, LaneEvent) else (None, wrapped)
+            if isinstance(event, (TurnStarted, BranchStarted)):
+                self.pieces = {None: []}
+            elif isinstance(event, CompareStarted):
+                self.pieces, self.compare = {0: [], 1: []}, True
+            elif isinstance(event, Token) and event.source == "reply" and self.pieces is not None:
+                self.pieces.setdefault(lane, []).append(event.text)
+            elif isinstance(event, TurnFinished) and self.pieces is not None:
+                self.pieces.pop(lane, None)
+            elif isinstance(event, CompareFinished):
+                self.pieces, self.compare = None, False
+
+    def ended(self) -> None:
+        self.pieces, self.compare = None, False
+
+    def died(self, t: float) -> list[Event]:
+        """The events that end what was being written ([] if nothing was)."""
+        if self.pieces is None:
+            return []
+        ends: list[Event] = [
+            died_mid_reply(pieces, t) if lane is None else LaneEvent(lane, died_mid_reply(pieces, t))
+            for lane, pieces in self.pieces.items()
+        ]
+        if self.compare:
+            ends.append(CompareFinished(None, (0, 0), 0.0, t))
+        self.ended()
+        return ends

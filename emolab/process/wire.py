@@ -11,15 +11,33 @@ unpickled: a header is JSON, an array is numpy.frombuffer of a dtype from a shor
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import fields
 from types import MappingProxyType
 
 import numpy as np
 
-from emolab.core.events import Event, Token, Truncated, TurnFinished, TurnStarted
+from emolab.core.events import (
+    BranchStarted,
+    CompareFinished,
+    CompareStarted,
+    Event,
+    LaneEvent,
+    Token,
+    Truncated,
+    TurnFinished,
+    TurnStarted,
+)
 
 ARRAY_DTYPES = {"<f4", "<f2"}
-EVENT_TYPES = {"turn_started": TurnStarted, "truncated": Truncated, "turn_finished": TurnFinished}
+EVENT_TYPES = {
+    "turn_started": TurnStarted,
+    "truncated": Truncated,
+    "turn_finished": TurnFinished,
+    "branch_started": BranchStarted,
+    "compare_started": CompareStarted,
+    "compare_finished": CompareFinished,
+}
 EVENT_NAMES = {kind: name for name, kind in EVENT_TYPES.items()}
 
 
@@ -57,10 +75,21 @@ def decode(message: bytes) -> tuple[dict, dict[str, np.ndarray]]:
     return header, arrays
 
 
+def _plain(value):
+    """A field as JSON: mappings become objects and tuples lists (a compare's two steering states)."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_plain(item) for item in value]
+    return value
+
+
 def encode_events(events: list[Event]) -> bytes:
-    """A batch of engine events; each token's readouts become one row of the `probe` and `smoothed` arrays."""
+    """A batch of engine events; each token's readouts become one row of the `probe` and `smoothed` arrays.
+    A compare's lane event is the record of the event it wraps, with its `lane`."""
     records, states, probes, smoothed = [], {}, [], []
-    for event in events:
+    for wrapped in events:
+        lane, event = (wrapped.lane, wrapped.event) if isinstance(wrapped, LaneEvent) else (None, wrapped)
         if isinstance(event, Token):
             record = {
                 "type": "token",
@@ -77,11 +106,14 @@ def encode_events(events: list[Event]) -> bytes:
                 record["row"] = len(probes)
                 probes.append(event.probe)
                 smoothed.append(event.smoothed if event.smoothed is not None else event.probe)
-            records.append(record)
         else:
-            records.append(
-                {"type": EVENT_NAMES[type(event)], **{spec.name: getattr(event, spec.name) for spec in fields(event)}}
-            )
+            record = {
+                "type": EVENT_NAMES[type(event)],
+                **{spec.name: _plain(getattr(event, spec.name)) for spec in fields(event)},
+            }
+        if lane is not None:
+            record["lane"] = lane
+        records.append(record)
     arrays = {"probe": np.stack(probes).astype("<f4"), "smoothed": np.stack(smoothed).astype("<f4")} if probes else {}
     return encode({"kind": "events", "events": records, "states": states}, arrays)
 
@@ -92,25 +124,26 @@ def decode_events(header: dict, arrays: dict[str, np.ndarray]) -> list[Event]:
     events: list[Event] = []
     try:
         for record in header["events"]:
-            kind = record.pop("type")
+            kind, lane = record.pop("type"), record.pop("lane", None)
             if kind != "token":
-                events.append(EVENT_TYPES[kind](**record))
+                # a JSON list is a tuple of the event (a compare's two steering states, its two lengths)
+                event = EVENT_TYPES[kind](**{k: tuple(v) if isinstance(v, list) else v for k, v in record.items()})
+                events.append(event if lane is None else LaneEvent(lane, event))
                 continue
             row = record.get("row")
-            events.append(
-                Token(
-                    index=record["index"],
-                    position=record["position"],
-                    token_id=record["token_id"],
-                    text=record["text"],
-                    source=record["source"],
-                    t=record["t"],
-                    steering_version=record["version"],
-                    steering=states[str(record["version"])],
-                    probe=probes[row] if row is not None else None,
-                    smoothed=smoothed[row] if row is not None else None,
-                )
+            token = Token(
+                index=record["index"],
+                position=record["position"],
+                token_id=record["token_id"],
+                text=record["text"],
+                source=record["source"],
+                t=record["t"],
+                steering_version=record["version"],
+                steering=states[str(record["version"])],
+                probe=probes[row] if row is not None else None,
+                smoothed=smoothed[row] if row is not None else None,
             )
+            events.append(token if lane is None else LaneEvent(lane, token))
     except (KeyError, TypeError, IndexError) as error:
         raise WireError(f"not a batch of events ({type(error).__name__}: {error})") from None
     return events

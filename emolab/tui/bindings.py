@@ -72,6 +72,34 @@ EDIT_SAMPLING = Binding(
 SAVE_SESSION = Binding(
     "ctrl+s", "save_session", "Save", show=False, id="session.save", tooltip="Save the session file now"
 )
+COMPARE = Binding(
+    "f6",
+    "compare",
+    "Compare",
+    show=False,  # in help and the palette; the footer (and its snapshots) stays as it was
+    id="chat.compare",
+    tooltip="Compare: answer the last message twice side by side, sliders vs no steering (again: close)",
+)
+BRANCH_HERE = Binding(
+    "f7",
+    "branch_here",
+    "Branch here",
+    show=False,
+    id="chat.branch_here",
+    tooltip="Branch here: write the selected token's reply on from that token (the old one stays a branch)",
+)
+PREVIOUS_BRANCH = Binding(
+    "f8",
+    "branch(-1)",
+    "◀ branch",
+    show=False,
+    id="chat.previous_branch",
+    tooltip="Show the previous branch of a reply (the next message continues from what is shown)",
+)
+NEXT_BRANCH = Binding(
+    "f9", "branch(1)", "branch ▶", show=False, id="chat.next_branch", tooltip="Show the next branch of a reply"
+)
+BRANCH_KEYS = [COMPARE, BRANCH_HERE, PREVIOUS_BRANCH, NEXT_BRANCH]
 RESTART_ENGINE = Binding(
     "f5",
     "restart_engine",

@@ -19,9 +19,9 @@ from functools import partial
 from textual.dom import DOMNode
 
 from emolab.core.errors import EmolabError
-from emolab.core.events import Token, TurnFinished, TurnStarted
+from emolab.core.events import Token
 from emolab.core.sampling import Sampling
-from emolab.process.commands import EngineSpec, command, engine_info, engine_status
+from emolab.process.commands import EngineSpec, command, engine_info, engine_status, generation_ended
 from emolab.process.wire import WireError, decode_events
 from emolab.tui.worker import (
     CommandDone,
@@ -91,6 +91,17 @@ class EngineLink:
 
     def regenerate(self) -> None:
         self.generate("regenerate")
+
+    def compare(self, other: dict[str, float] | None = None) -> None:
+        """The last message answered twice: lane 0 with the sliders, lane 1 with `other` (None: no steering)."""
+        self.generate("compare", other=other)
+
+    def branch_at(self, position: int) -> None:
+        self.generate("branch_at", position=position)
+
+    def use_history(self, history: dict) -> None:
+        """Continue from another branch: a snapshot GenerationEnded brought (`histories`)."""
+        self.send("use_history", history=history)
 
     def generate(self, name: str, **arguments) -> None:
         self.generating = True
@@ -178,7 +189,7 @@ class InProcessLink(EngineLink):
     def _generate(self, name: str, arguments: dict) -> None:
         start = partial(command(name).run, self.engine, **arguments)
         self.host.run_worker(
-            partial(stream_generation, self.host.post_message, start, partial(engine_status, self.engine)),
+            partial(stream_generation, self.host.post_message, start, partial(generation_ended, self.engine, name)),
             thread=True,
             group="generation",
             exclusive=True,
@@ -189,13 +200,13 @@ class ChildProcessLink(EngineLink):
     can_restart = True
 
     def __init__(self, host: DOMNode, spec: EngineSpec) -> None:
-        from emolab.process.parent import Continuity
+        from emolab.process.parent import Continuity, Streaming
 
         super().__init__(host)
         self.spec = spec
         self.child = None
         self.continuity = Continuity()
-        self._reply: list[str] | None = None  # the streaming reply's pieces, kept if the engine dies
+        self.streaming = Streaming()  # what arrived of the reply being written, kept if the engine dies
 
     def load(self) -> None:
         from emolab.process.parent import ChildEngine
@@ -215,7 +226,7 @@ class ChildProcessLink(EngineLink):
         self.child.send({"kind": "command", "name": name, "arguments": arguments})
 
     def _generate(self, name: str, arguments: dict) -> None:
-        self._reply = []
+        self.streaming.started()
         self.send(name, **arguments)
 
     def close(self) -> None:
@@ -224,20 +235,18 @@ class ChildProcessLink(EngineLink):
 
     def _read(self, child) -> None:
         """Runs in a thread worker for the child's whole life: its messages become the screen's."""
-        from emolab.process.parent import died_mid_reply
-
-        post, continuity = self.host.post_message, self.continuity
+        post, continuity, streaming = self.host.post_message, self.continuity, self.streaming
         load_failed = False
         try:
             for header, arrays in child.messages():
                 kind = header["kind"]
                 if kind == "events":
                     events = [continuity.event(event) for event in decode_events(header, arrays)]
-                    self._follow(events)
+                    streaming.follow(events)
                     post(EngineEvents(events))
                 elif kind == "ended":
-                    self._reply = None
-                    post(GenerationEnded(header["error"], header["status"]))
+                    streaming.ended()
+                    post(GenerationEnded(header["error"], header["status"], header.get("histories", [])))
                 elif kind == "done":
                     result = header["result"]
                     if isinstance(result, dict) and "version" in result:
@@ -259,20 +268,11 @@ class ChildProcessLink(EngineLink):
             return
         if child.closing or load_failed:
             return
-        if self._reply is not None:  # the child died mid-reply: end the turn with what arrived
-            post(EngineEvents([died_mid_reply(self._reply, continuity.last_t)]))
+        ends = streaming.died(continuity.last_t)
+        if ends:  # the child died mid-reply: end the turn (or both lanes) with what arrived
+            post(EngineEvents(ends))
             post(GenerationEnded(None, None))
-            self._reply = None
         post(EngineDied(child.exit_reason()))
-
-    def _follow(self, events) -> None:
-        for event in events:
-            if isinstance(event, TurnStarted):
-                self._reply = []
-            elif isinstance(event, Token) and event.source == "reply" and self._reply is not None:
-                self._reply.append(event.text)
-            elif isinstance(event, TurnFinished):
-                self._reply = None
 
 
 def in_process(loader: Callable, pack_path) -> LinkFactory:

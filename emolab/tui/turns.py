@@ -7,13 +7,13 @@ that jumps back starts a fresh one instead of resetting its fields one by one.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 from rich.style import Style
 
-from emolab.core.events import Event, Token, Truncated, TurnFinished, TurnStarted
+from emolab.core.events import BranchStarted, Event, Token, Truncated, TurnFinished, TurnStarted
 
 
 @dataclass(eq=False)
@@ -25,6 +25,7 @@ class TokenView:
     position: int = 1
     marker: str | None = None  # a steering change that took effect on this token
     alert: str | None = None
+    differs: bool = False  # a compare's two replies first differ here
     styles: dict[tuple[str, bool], Style] = field(default_factory=dict, repr=False)  # per view, computed once
 
     def readout(self, smoothed: bool) -> np.ndarray | None:
@@ -42,6 +43,7 @@ class TurnView:
     role: str  # "prompt" or "reply"
     tokens: list[TokenView] = field(default_factory=list)
     note: str = ""  # how the turn ended, or a notice
+    label: str = ""  # which branch of its message this reply is ("branch 2/3"), or its side of a compare
 
 
 @dataclass
@@ -54,10 +56,19 @@ class Applied:
     speed: float | None = None  # tokens per second of the reply so far, or of the finished one
 
 
-class TurnLog:
-    """The conversation as shown: prompt and reply turns, steering markers, the reply's speed."""
+def no_kept_tokens(event: BranchStarted) -> list[TokenView]:
+    return []
 
-    def __init__(self) -> None:
+
+class TurnLog:
+    """The conversation as shown: prompt and reply turns, steering markers, the reply's speed.
+
+    A branch's reply starts with the tokens it keeps of the reply it branches: `kept_of(event)`
+    gives them (the chat knows which reply it branched; a replay, which reply the session names).
+    """
+
+    def __init__(self, kept_of: Callable[[BranchStarted], list[TokenView]] = no_kept_tokens) -> None:
+        self.kept_of = kept_of
         self.turns: list[TurnView] = []
         self.current: TurnView | None = None
         self.last_token: TokenView | None = None  # the newest token with a readout
@@ -87,6 +98,9 @@ class TurnLog:
                     applied.fresh.append(token)
             elif isinstance(event, TurnStarted):
                 self._open("prompt", applied)
+                self._reply_started, self._reply_tokens = time.perf_counter(), 0
+            elif isinstance(event, BranchStarted):
+                self._open("reply", applied).tokens = list(self.kept_of(event))
                 self._reply_started, self._reply_tokens = time.perf_counter(), 0
             elif isinstance(event, Truncated):
                 applied.truncated.append(event)

@@ -7,26 +7,31 @@ where the events come from; the screens around it do.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from itertools import groupby
+
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.widgets import Input
 
-from emolab.core.events import Event
+from emolab.core.events import CompareFinished, CompareStarted, Event, LaneEvent
 from emolab.core.pack_manifest import PackManifest
 from emolab.core.valence import valence_axis
+from emolab.tui.inspection import TokenInspection
+from emolab.tui.lanes import CompareLog
 from emolab.tui.monitor import Alert, Monitor
-from emolab.tui.turns import TokenView, TurnLog
+from emolab.tui.turns import Applied, TokenView, TurnLog, TurnView, no_kept_tokens
+from emolab.tui.widgets.compare_panes import ComparePanes
 from emolab.tui.widgets.side_panel import SidePanel
 from emolab.tui.widgets.status_bar import StatusBar
 from emolab.tui.widgets.transcript import Transcript, TurnWidget
 
 DEFAULT_PINNED = ["desperate", "calm", "happy", "sad", "afraid", "angry", "loving", "hostile"]
-TINTS = ["emotion", "valence", "off"]
 
 
-class ConsoleView(Vertical):
+class ConsoleView(TokenInspection, Vertical):
     DEFAULT_CSS = """
     ConsoleView { height: 1fr; }
     ConsoleView #main { height: 1fr; }
@@ -40,6 +45,7 @@ class ConsoleView(Vertical):
     ConsoleView.-short #va-plane, ConsoleView.-short #va-title { display: none; }
     ConsoleView.-short #strip-title, ConsoleView.-short #strip { display: none; }
     ConsoleView.-hide-panel #side { display: none; }
+    ConsoleView.-comparing #transcript { display: none; }
     """
 
     smoothed: reactive[bool] = reactive(True, init=False)  # alerts always use smoothed readouts: calibrated so
@@ -57,21 +63,39 @@ class ConsoleView(Vertical):
         self.pinned_start = [name for name in (pinned or DEFAULT_PINNED) if name in pack.emotion_index]
         self.thresholds = dict(thresholds or {})
         self.monitor = Monitor(pack.emotions, self.thresholds)
-        self.turn_log = TurnLog()
+        self.kept_of = no_kept_tokens  # a branch's kept tokens (the chat's or the replay's answer)
+        self.turn_log = TurnLog(self._kept_of)
         self.top_k = top_k
         self.valence = valence_axis(pack)
+        # A closed compare's two lanes go into the transcript: by default both, in order (a replay);
+        # the chat shows lane 0's reply, with lane 1's as its sibling branch.
+        self.fold_compare: Callable[[CompareLog], None] | None = None
+        self.labeller: Callable[[TurnView], str] | None = None  # a reply's label, where the screen knows it
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
             with Vertical(id="chat"):
                 yield Transcript(self.pack.emotions, self.valence, id="transcript")
+                yield ComparePanes(self.pack.emotions, self.valence, id="compare")
                 yield Input(placeholder="loading the model…", id="prompt", disabled=True, select_on_focus=False)
             yield SidePanel(self.pack, self.pinned_start, id="side")
         yield StatusBar(id="status")
 
     @property
     def transcript(self) -> Transcript:
-        return self.query_one(Transcript)
+        return self.query_one("#transcript", Transcript)
+
+    @property
+    def panes(self) -> ComparePanes:
+        return self.query_one(ComparePanes)
+
+    @property
+    def compare(self) -> CompareLog | None:
+        """The compare shown side by side, if one is."""
+        return self.panes.current
+
+    def transcripts(self) -> list[Transcript]:
+        return list(self.query(Transcript))
 
     @property
     def side(self) -> SidePanel:
@@ -99,24 +123,58 @@ class ConsoleView(Vertical):
 
     def show(self, events: list[Event]) -> list[Alert]:
         """Show a batch of engine events; returns the alerts they raised."""
-        applied = self.turn_log.apply(events)
         raised: list[Alert] = []
-        for token in applied.fresh:
-            alerts = self.monitor.check(token.readout(True), token.index, token.text)
-            if alerts:
-                token.alert = alerts[-1].emotion
-                raised += alerts
-        for alert in raised:
-            self.notify(alert.describe(), title="threshold crossed", severity="warning")
-        if raised:
-            self.side.show_alerts(self.monitor.raised)
+        for laned, run in groupby(events, key=lambda e: isinstance(e, (CompareStarted, LaneEvent, CompareFinished))):
+            batch = list(run)
+            raised += self._show_lanes(batch) if laned else self._show_turns(batch)
+        return raised
+
+    def _show_turns(self, events: list[Event]) -> list[Alert]:
+        self.close_compare()
+        applied = self.turn_log.apply(events)
         for event in applied.truncated:
             self.notify(
                 f"The history outgrew the context window: dropped the {event.dropped_messages} oldest messages.",
                 title="context truncated",
                 severity="warning",
             )
+        self._label(applied.changed)
         self.transcript.show(self.turn_log.turns, applied.changed)
+        return self._present(applied, alerts=True)
+
+    def _show_lanes(self, events: list[Event]) -> list[Alert]:
+        """A compare's events: its two lanes side by side; alerts watch lane 0, the conversation's reply."""
+        raised = []
+        for event in events:
+            if isinstance(event, CompareStarted):
+                self.close_compare()
+                self.panes.open(CompareLog(event))
+                self.add_class("-comparing")
+            elif isinstance(event, LaneEvent) and self.compare is not None:
+                applied = self.compare.apply(event)
+                self._label(applied.changed)
+                self.panes.show_lane(event.lane, applied.changed)
+                if event.lane == 0:
+                    raised += self._present(Applied(fresh=applied.fresh), alerts=True)
+            elif isinstance(event, CompareFinished) and self.compare is not None:
+                for lane, turn in self.compare.finish(event):
+                    self.panes.show_lane(lane, [turn])
+                self.panes.show_summary()
+                self.status.speed = f"{event.tokens_per_second:.1f} tok/s"
+        return raised
+
+    def _present(self, applied: Applied, *, alerts: bool) -> list[Alert]:
+        """What new tokens show besides themselves: alerts, the heat strip, the live readout, the speed."""
+        raised: list[Alert] = []
+        for token in applied.fresh if alerts else []:
+            found = self.monitor.check(token.readout(True), token.index, token.text)
+            if found:
+                token.alert = found[-1].emotion
+                raised += found
+        for alert in raised:
+            self.notify(alert.describe(), title="threshold crossed", severity="warning")
+        if raised:
+            self.side.show_alerts(self.monitor.raised)
         if applied.fresh:
             self.side.strip.push([token.readout(self.smoothed) for token in applied.fresh])
             if self.transcript.selected is None:
@@ -125,68 +183,50 @@ class ConsoleView(Vertical):
             self.status.speed = f"{applied.speed:.1f} tok/s"
         return raised
 
+    def _label(self, turns: list[TurnView]) -> None:
+        if self.labeller is not None:
+            for turn in turns:
+                if turn.role == "reply" and turn.tokens:
+                    turn.label = self.labeller(turn)
+
+    def close_compare(self) -> None:
+        """Back to the one transcript, with the compare's replies in it (see fold_compare)."""
+        log = self.compare
+        if log is None:
+            return
+        self.panes.close()
+        self.remove_class("-comparing")
+        if self.fold_compare is not None:
+            self.fold_compare(log)
+            return
+        self.turn_log.turns += [turn for lane in log.lanes for turn in lane.turns]
+        self.turn_log.end_turn()
+        self.transcript.show(self.turn_log.turns, [])
+
+    def _kept_of(self, event) -> list[TokenView]:
+        return self.kept_of(event)
+
     def clear(self) -> None:
-        """An empty console: no turns, no readouts, the alerts armed again."""
-        self.turn_log = TurnLog()
+        """An empty console: no turns (and no compare), no readouts, the alerts armed again."""
+        self.panes.close()
+        self.remove_class("-comparing")
+        self.turn_log = TurnLog(self._kept_of)
         self.monitor = Monitor(self.pack.emotions, self.thresholds)
-        self.transcript.selected = None
+        self.follow_live()
         self.transcript.show([], [])
         self.side.strip.clear()
         self.side.show_alerts([])
 
-    def drop_last_reply(self) -> None:
-        self.turn_log.drop_last_reply()
-        self.transcript.show(self.turn_log.turns, [])
+    def show_turns(self, turns: list[TurnView], changed: list[TurnView] | None = None) -> None:
+        """Show these turns (another branch), the next event opening a new turn after them."""
+        self.turn_log.turns = turns
+        self.turn_log.end_turn()
+        self.transcript.show(turns, changed or [])
 
-    # -- the shown readout ----------------------------------------------------------------------------
-
-    def _show_token(self, token: TokenView, title: str | None = None) -> None:
-        readout = token.readout(self.smoothed)
-        if readout is not None:
-            self.side.show_readout(readout, title or f"token {token.text!r}", self.top_k)
-
-    def show_live(self) -> None:
-        if self.turn_log.last_token is not None:
-            self._show_token(self.turn_log.last_token)
+    # -- the shown readout (tui/inspection.py) ----------------------------------------------------
 
     def watch_smoothed(self, smoothed: bool) -> None:
-        self.transcript.smoothed = smoothed
-        tokens = [token for token in self.turn_log.tokens() if token.readable]
-        self.side.strip.clear()
-        self.side.strip.push([token.readout(smoothed) for token in tokens])
-        selected = next((token for token in tokens if token.index == self.transcript.selected), None)
-        if selected is not None:
-            self._show_token(selected, f"token {selected.index} {selected.text!r}")
-        else:
-            self.show_live()
-        self._describe_readouts()
-
-    def _describe_readouts(self) -> None:
-        # short, so that the context count still fits an 80-column bar
-        self.status.readouts = f"smooth h={self.pack.smoothing_half_life:g}" if self.smoothed else "raw"
-
-    def cycle_tint(self) -> str:
-        transcript = self.transcript
-        transcript.tint = TINTS[(TINTS.index(transcript.tint) + 1) % len(TINTS)]
-        return transcript.tint
-
-    def step_selection(self, step: int) -> None:
-        """Select the token `step` tokens away from the selected one (or the newest, if none is)."""
-        tokens = self.turn_log.tokens()
-        if not tokens:
-            return
-        positions = [token.index for token in tokens]
-        selected = self.transcript.selected
-        at = min(len(tokens) - 1, max(0, positions.index(selected) + step)) if selected in positions else -1
-        self.select(tokens[at])
-
-    def select(self, token: TokenView) -> None:
-        self.transcript.selected = token.index
-        self._show_token(token, f"token {token.index} {token.text!r} (F4: live)")
-
-    def follow_live(self) -> None:
-        self.transcript.selected = None
-        self.show_live()
+        self.smoothing_changed(smoothed)
 
     @on(TurnWidget.TokenClicked)
     def _clicked(self, message: TurnWidget.TokenClicked) -> None:
@@ -195,13 +235,7 @@ class ConsoleView(Vertical):
 
     @on(TurnWidget.TokenHovered)
     def _hovered(self, message: TurnWidget.TokenHovered) -> None:
-        if self.transcript.selected is not None:
-            return  # a selected token keeps the bars until F4
-        token = message.token
-        if token is not None and token.probe is not None:
-            self._show_token(token, f"hover: token {token.index} {token.text!r}")
-        else:
-            self.show_live()
+        self.hovered(message.token)
 
     # -- the steering panel -------------------------------------------------------------------------
 

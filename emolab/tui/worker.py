@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from textual.message import Message
 
@@ -43,6 +43,8 @@ class EngineEvents(Message):
 class GenerationEnded(Message):
     error: str | None
     status: dict | None  # engine_status after the generation; None if the engine died
+    # The conversation as it goes on from each reply just written (commands.generation_ended).
+    histories: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -77,8 +79,9 @@ def load_engine(post: Callable[[Message], object], loader: Callable, ready: Call
 
 
 def stream_generation(
-    post: Callable[[Message], object], start: Callable[[], Iterator[Event]], status: Callable[[], dict]
+    post: Callable[[Message], object], start: Callable[[], Iterator[Event]], ended: Callable[[], dict]
 ) -> None:
-    """Runs in a thread worker: iterate the engine's events and post them in small batches."""
+    """Runs in a thread worker: iterate the engine's events and post them in small batches;
+    `ended()` is commands.generation_ended for this generation."""
     error = stream(start, lambda batch: post(EngineEvents(batch)))
-    post(GenerationEnded(error, status()))
+    post(GenerationEnded(error, **ended()))

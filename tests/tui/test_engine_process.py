@@ -17,7 +17,15 @@ import psutil
 import pytest
 
 from emolab.cli.chat import console_app
-from emolab.core.events import Token, TurnFinished, TurnStarted
+from emolab.core.events import (
+    BranchStarted,
+    CompareFinished,
+    CompareStarted,
+    LaneEvent,
+    Token,
+    TurnFinished,
+    TurnStarted,
+)
 from emolab.core.session import load_session
 from emolab.process.commands import EngineSpec
 from emolab.process.wire import WireError, decode, decode_events, encode, encode_events
@@ -74,6 +82,37 @@ def test_events_cross_the_wire_unchanged_with_readouts_as_raw_float32():
             )
         else:
             assert received == sent
+
+
+def test_compare_and_branch_events_cross_the_wire_with_each_lane_s_readouts_as_raw_float32():
+    probe = np.arange(6, dtype=np.float32) / 7
+    steering = (MappingProxyType({"happy": 2.0}), MappingProxyType({}))
+    events = [
+        CompareStarted(5, 4, steering, "batched", 0.5),
+        LaneEvent(0, Token(7, 4, 11, "a", "reply", probe, steering[0], 2, 0.6, probe * 2)),
+        LaneEvent(1, Token(8, 4, 12, "b", "reply", -probe, steering[1], 0, 0.6, -probe)),
+        LaneEvent(1, TurnFinished("eos", "b", 1, 0.0, 0.7)),
+        LaneEvent(0, TurnFinished("max_tokens", "a", 1, 0.0, 0.7)),
+        CompareFinished(0, (1, 1), 0.3, 0.8, tokens_per_second=6.5),
+        BranchStarted(1, 9, 3, 9, 0.9),
+    ]
+    message = encode_events(events)
+    assert probe.tobytes() in message and (-probe).tobytes() in message
+    back = decode_events(*decode(message))
+    assert [type(event) for event in back] == [type(event) for event in events]
+    for sent, received in zip(events, back, strict=True):
+        if isinstance(sent, LaneEvent) and isinstance(sent.event, Token):
+            assert received.lane == sent.lane and isinstance(received.event, Token)
+            assert np.array_equal(received.event.probe, sent.event.probe)
+            assert np.array_equal(received.event.smoothed, sent.event.smoothed)
+            assert (received.event.index, received.event.text, dict(received.event.steering)) == (
+                sent.event.index,
+                sent.event.text,
+                dict(sent.event.steering),
+            )
+        else:
+            assert received == sent
+    assert isinstance(back[5].reply_tokens, tuple) and isinstance(back[0].steering, tuple)
 
 
 @pytest.mark.parametrize(
@@ -233,3 +272,51 @@ def test_a_killed_console_leaves_no_orphan_and_no_lost_tokens(tmp_path, tiny_pac
     data, _ = load_session(session)  # recovers from the journal
     assert data.token_count >= journalled > 20
     assert [turn["role"] for turn in data.turns][:1] == ["user"]
+
+
+async def test_compare_and_branch_through_the_engine_process_and_the_session_verifies(
+    tmp_path, tiny_model, tiny_pack, tiny_model_dir
+):
+    from emolab.core.engine import Engine
+    from emolab.core.session.verify import verify
+
+    session = tmp_path / "tree.json"
+    app = console_app(
+        spec_for(tiny_pack, tiny_model_dir, max_tokens=10), session_path=session, keymap_path=no_keymap(tmp_path)
+    )
+    async with app.run_test(size=(160, 48)) as pilot:
+        link, view = app.chat.link, app.chat.view
+        await wait_until(pilot, lambda: link.ready, timeout=120, what="the engine's process")
+        app.query_one("#slider-happy").set_value(2.0)
+        prompt = app.query_one("#prompt")
+        prompt.focus()
+        prompt.value = "how are you"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not link.generating and link.status["has_reply"], timeout=60, what="a reply")
+        await pilot.press("f6")
+        await wait_until(
+            pilot, lambda: view.compare is not None and view.compare.finished and not link.generating, timeout=60
+        )
+        lanes = [view.compare.reply_tokens(lane) for lane in (0, 1)]
+        assert all(lanes) and all(token.probe is not None for lane in lanes for token in lane)
+        await pilot.press("f6")
+        await pilot.pause()
+        view.select(lanes[0][1])
+        await pilot.press("f7")
+        await wait_until(pilot, lambda: not link.generating and view.turn_log.turns[-1].label, timeout=60)
+        branch = view.turn_log.turns[-1]
+        assert branch.label == "branch 4/4" and branch.tokens[:2] == lanes[0][:2]
+        await pilot.press("f8")  # to side B's reply: the engine in the child goes on from it
+        await wait_until(pilot, lambda: view.turn_log.turns[-1].label == "branch 3/4", timeout=10)
+        assert view.turn_log.turns[-1].tokens == lanes[1]
+        prompt.focus()
+        prompt.value = "go on"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not link.generating and len(view.turn_log.turns) == 5, timeout=60)
+        await pilot.press("ctrl+q")
+    data, _ = load_session(session)
+    side_b = next(turn for turn in data.turns if (turn.get("compare") or {}).get("lane") == 1)
+    assert [turn for turn in data.turns if turn["role"] == "user"][-1]["parent"] == side_b["id"]
+    assert [turn.get("branch", {}).get("kept") for turn in data.turns if turn["role"] == "assistant"][3] == 2
+    result = verify(data, Engine(tiny_model, tiny_pack))
+    assert result.identical, result.divergence

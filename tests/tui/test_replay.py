@@ -124,3 +124,66 @@ async def test_replay_has_its_own_keys_and_none_of_the_chats(tmp_path, tiny_mode
         help_text = app.screen.query_one("#help-text").source.lower()
         assert "next alert" in help_text and "play" in help_text
         assert "reset every slider" not in help_text and "regenerate" not in help_text
+
+
+def compared_and_branched_session(tmp_path, model, pack):
+    """A reply, a compare of it (happy 2.0 against none), then a branch of the compare's side A."""
+    from emolab.core.events import LaneEvent
+
+    path = tmp_path / "tree.json"
+    engine = Engine(model, pack, sampling=Sampling(temperature=0, max_tokens=8))
+    engine._eos_ids = set()
+    recorder = SessionRecorder(path, session_meta(engine, pack.path))
+    recorder.record_note("message", text="hello")
+    for event in engine.chat("hello"):
+        recorder.record_event(event)
+    engine.steering.set("happy", 2.0)
+    side_a = []
+    for event in engine.compare():
+        recorder.record_event(event)
+        if isinstance(event, LaneEvent) and event.lane == 0 and event.event.__class__ is Token:
+            if event.event.source == "reply":
+                side_a.append(event.event)
+    for event in engine.branch_at(side_a[3].position):
+        recorder.record_event(event)
+    recorder.close()
+    data, _ = load_session(path)
+    return data, side_a
+
+
+async def test_replay_shows_a_compare_side_by_side_and_labels_every_branch(tmp_path, tiny_model, tiny_pack):
+    from emolab.core.events import CompareFinished
+
+    data, side_a = compared_and_branched_session(tmp_path, tiny_model, tiny_pack)
+    app = ReplayApp(tiny_pack, data, autoplay=False, keymap={})
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        screen = app.replay
+        view = screen.view
+        end = next(i for i, event in enumerate(screen.events) if isinstance(event, CompareFinished))
+        screen._jump(end + 1)
+        await pilot.pause()
+        compare = view.compare
+        assert compare is not None and view.panes.has_class("-open")
+        assert [t.index for t in compare.reply_tokens(0)] == [t.index for t in side_a]
+        assert len(compare.reply_tokens(1)) == 8
+        first = compare.finished.first_difference
+        if first is not None:
+            assert compare.reply_tokens(0)[first].differs and compare.reply_tokens(1)[first].differs
+        assert compare.reply(0).label == "branch 2/4 · compare 1, side A"
+
+        await pilot.press("i")  # the rest: the branch closes the compare into the transcript
+        await pilot.pause()
+        assert view.compare is None
+        replies = [turn for turn in view.turn_log.turns if turn.role == "reply"]
+        assert [turn.label for turn in replies] == [
+            "branch 1/4",
+            "branch 2/4 · compare 1, side A",
+            "branch 3/4 · compare 1, side B",
+            "branch 4/4",
+        ]
+        assert replies[3].tokens[:4] == replies[1].tokens[:4]  # the branch shows the tokens it kept
+        assert len(replies[3].tokens) == 4 + 8
+        await pilot.press("left")  # back a step: the view starts again and replays to there
+        await pilot.pause()
+        assert len([turn for turn in view.turn_log.turns if turn.role == "reply"]) == 4

@@ -31,3 +31,22 @@ def test_layout_160x48(snap_compare, tiny_model, tiny_pack):
     assert snap_compare(
         make_app(tiny_model, tiny_pack, thresholds={}), terminal_size=(160, 48), run_before=after_one_reply
     )
+
+
+async def after_a_compare(pilot):
+    app = pilot.app
+    await after_one_reply(pilot)
+    await pilot.press("f6")
+    await pilot.pause()
+    await settle(pilot)
+    app.chat.view.status.speed = "— tok/s"
+    for lane in (0, 1):
+        app.chat.view.panes.lane(lane).scroll_end(animate=False)
+    await pilot.pause(0.1)
+
+
+def test_compare_layout_160x48(snap_compare, tiny_model, tiny_pack):
+    """Two panes side by side: A with the sliders (calm +0.30), B with none, ≠ at the first difference."""
+    assert snap_compare(
+        make_app(tiny_model, tiny_pack, thresholds={}), terminal_size=(160, 48), run_before=after_a_compare
+    )

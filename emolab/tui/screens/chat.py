@@ -9,28 +9,25 @@ session, and one key starts it again.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from textual import events, on
-from textual.app import SystemCommand
-from textual.binding import BindingsMap
 from textual.widgets import Input, TextArea
 
 from emolab.core.pack_manifest import PackManifest
 from emolab.core.recording import NotRecording, SessionSink
 from emolab.tui import bindings as keys
+from emolab.tui.branching import BranchController
 from emolab.tui.engine_link import LinkFactory
-from emolab.tui.keymap import KeyRow, key_rows
-from emolab.tui.presets import DEFAULT_PRESET
+from emolab.tui.keymap import key_rows
+from emolab.tui.screens.chat_actions import ChatActions
 from emolab.tui.screens.console import ConsoleScreen
-from emolab.tui.screens.forms import PathScreen, SamplingScreen
 from emolab.tui.screens.help import CHAT_HELP
 from emolab.tui.steering import SteeringController
 from emolab.tui.view import ConsoleView
-from emolab.tui.widgets.slider import FloatSlider
 from emolab.tui.widgets.steering_panel import SteeringPanel
 from emolab.tui.worker import (
     CommandDone,
@@ -54,7 +51,7 @@ class ChatSettings:
     thresholds: dict[str, float] | None = None
 
 
-class ChatScreen(ConsoleScreen):
+class ChatScreen(ChatActions, ConsoleScreen):
     BINDINGS: ClassVar = [
         keys.QUIT,
         keys.STOP,
@@ -64,6 +61,7 @@ class ChatScreen(ConsoleScreen):
         keys.RESET_STEERING,
         keys.EDIT_SAMPLING,
         keys.CYCLE_TINT,
+        *keys.BRANCH_KEYS,
         *keys.HIDDEN_VIEW_KEYS,
         keys.SAVE_SESSION,
         keys.RESTART_ENGINE,
@@ -81,6 +79,7 @@ class ChatScreen(ConsoleScreen):
         self.engines_started = 0  # a second EngineReady is a restarted engine
         self.recorder: SessionSink = NotRecording()  # until the engine exists to describe
         self.steering = SteeringController(self.link, self.view)
+        self.branches = BranchController(self.link, self.view)
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -111,7 +110,7 @@ class ChatScreen(ConsoleScreen):
                 self.recorder = self.settings.recorder_factory(message.info["meta"])
             except OSError as error:
                 self.notify(f"cannot record the session: {error}", severity="error", timeout=30)
-        self.steering.recorder = self.recorder
+        self.steering.recorder = self.branches.recorder = self.recorder
         self.steering.record_pins()
         status = self.view.status
         status.session = f"recording {self.recorder.path}" if self.recorder.path else "not recording"
@@ -177,18 +176,20 @@ class ChatScreen(ConsoleScreen):
         if not text or not self.link.idle:
             return  # an empty message does nothing; a busy engine keeps the draft
         event.input.value = ""
+        self.branches.begin("chat")
         self.recorder.record_note("message", text=text)
         self._generating()
         self.link.chat(text)
 
-    def _generating(self) -> None:
-        self.view.status.state = "generating"
+    def _generating(self, state: str = "generating") -> None:
+        self.view.status.state = state
         self.view.turn_log.end_turn()
 
     @on(EngineEvents)
     def _show(self, message: EngineEvents) -> None:
         for event in message.events:
             self.recorder.record_event(event)
+        self.branches.saw(message.events)
         for alert in self.view.show(message.events):
             self.recorder.record_note("alert", **alert.__dict__)
         self.link.saw(message.events)
@@ -197,6 +198,7 @@ class ChatScreen(ConsoleScreen):
     @on(GenerationEnded)
     def _ended(self, message: GenerationEnded) -> None:
         self.link.ended(message.status)
+        self.branches.ended(message.histories)
         self.view.status.state = ""
         if self.link.ready:
             self.view.status.context = self.link.context()
@@ -246,69 +248,3 @@ class ChatScreen(ConsoleScreen):
     def toggle_pin(self, emotion: str) -> None:
         super().toggle_pin(emotion)
         self.steering.record_pins()
-
-    def action_reset_steering(self) -> None:
-        self.steering.reset()
-
-    def action_save_preset(self) -> None:
-        self.app.push_screen(PathScreen("Save the sliders as a preset", DEFAULT_PRESET), self.steering.save_preset)
-
-    def action_load_preset(self) -> None:
-        self.app.push_screen(PathScreen("Load a preset", DEFAULT_PRESET), self.steering.load_preset)
-
-    # -- commands -------------------------------------------------------------------------------------
-
-    def action_stop(self) -> None:
-        if self.link.stop():
-            self.recorder.record_note("stop")
-
-    def action_new_chat(self) -> None:
-        if not self.link.idle:
-            return
-        self.link.new_chat()
-        self.view.clear()
-        self.recorder.record_note("new_chat")
-        self.view.status.context = self.link.context()
-
-    def action_regenerate(self) -> None:
-        if not self.link.idle:
-            return
-        if not self.link.has_reply:
-            self.notify("there is no reply to regenerate yet")
-            return
-        self.view.drop_last_reply()
-        self.recorder.record_note("regenerate")
-        self._generating()
-        self.link.regenerate()
-
-    def action_edit_sampling(self) -> None:
-        if not self.link.ready:
-            return
-
-        def apply(sampling) -> None:
-            if sampling is not None:
-                self.link.set_sampling(sampling)
-                self.recorder.record_note("sampling", **sampling.__dict__)
-                self.notify(
-                    f"temperature {sampling.temperature:g}, top-p {sampling.top_p:g}, "
-                    f"max tokens {sampling.max_tokens}, seed {sampling.seed}",
-                    title="sampling",
-                )
-
-        self.app.push_screen(SamplingScreen(self.link.sampling), apply)
-
-    def action_save_session(self) -> None:
-        if not self.recorder.path:
-            self.notify("recording is off (--no-record)", severity="warning")
-            return
-        path = self.recorder.save()
-        self.notify(f"saved {path}" if path else "nothing to save yet: the session starts with the first message")
-
-    def help_sections(self) -> list[tuple[str, list[KeyRow]]]:
-        slider = key_rows(BindingsMap(FloatSlider.BINDINGS), self.app.keymap)
-        return [*super().help_sections(), ("On a slider (drag it with the mouse, too)", slider)]
-
-    def palette_commands(self) -> Iterator[SystemCommand]:
-        yield from super().palette_commands()
-        yield SystemCommand("Save preset", "Write the sliders to a JSON file", self.action_save_preset)
-        yield SystemCommand("Load preset", "Set the sliders from a JSON file", self.action_load_preset)

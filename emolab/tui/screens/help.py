@@ -31,6 +31,15 @@ simply light up its own bar.
 Readouts that rise through a threshold raise an alert and mark the token with ⚠. By default
 desperate, hostile and afraid are watched, each at the z-score that one neutral token in a
 thousand reached when the pack was built (the pack's alerts.json), never below z = 3.
+
+## Compare and branch
+
+A compare answers the last message twice, side by side: A with the sliders, B with no
+steering (or a preset, from the command palette). Both restart the seed, so the steering is
+the only difference; ≠ marks the first token where they differ, and the line above them
+the emotions whose mean readouts differ most. Closing it keeps A's reply, with B's as a
+branch. Branch here writes the selected token's reply on from that token. Every reply to a
+message stays as a branch ("branch 2/3"); the next message continues from the one shown.
 """
 
 REPLAY_HELP = """\
@@ -38,7 +47,8 @@ REPLAY_HELP = """\
 
 A recorded session plays back with its own timing; pauses longer than 1.5 s are shortened.
 The sliders show the recorded steering, from the token it took effect on. Nothing here
-changes the recording. Click a token to see its readout.
+changes the recording. Click a token to see its readout. A compare plays side by side;
+every branch is shown in the order it was written, labelled ("branch 2/3").
 """
 
 

@@ -33,6 +33,7 @@ EMOTION_COLOURS = [
 ]
 TINT_THRESHOLD = 1.0  # |z| below this stays untinted
 SELECTED = Style(reverse=True)
+DIFFERS = Style(underline=True, bold=True)
 
 
 class TurnWidget(Widget):
@@ -117,13 +118,19 @@ class Transcript(VerticalScroll):
     def render_turn(self, turn: TurnView) -> Text:
         text = Text()
         text.append("you  " if turn.role == "prompt" else "model  ", style="bold")
+        if turn.label:
+            text.append(f"[{turn.label}]  ", style="bold cyan")
         view = (self.tint, self.smoothed)
         for token in turn.tokens:
             if token.marker:
                 text.append(f" ⟂{token.marker} ", style="bold black on yellow")
+            if token.differs:
+                text.append("≠", style="bold white on magenta")
             style = token.styles.get(view)
             if style is None:  # a turn is redrawn per token: compute each token's style once, not per redraw
                 style = token.styles[view] = self._token_style(token) + Style(meta={"token": token.index})
+            if token.differs:
+                style += DIFFERS
             if token.index == self.selected:
                 style += SELECTED
             text.append(token.text, style=style)
@@ -151,12 +158,16 @@ class Transcript(VerticalScroll):
         return self.scroll_y >= self.max_scroll_y - 1
 
     def show(self, turns: list[TurnView], changed: list[TurnView]) -> None:
-        """Match the widgets to `turns` (turns only ever end or go): mount new ones, redraw `changed`."""
+        """Match the widgets to `turns`: keep those of the prefix they share (a chat only grows at
+        its end), rebuild the rest (another branch is shown), redraw `changed`."""
         follow = self.following
-        kept = set(turns)
-        for turn in [turn for turn in self.widgets if turn not in kept]:
+        shown = list(self.widgets)
+        shared = 0
+        while shared < min(len(shown), len(turns)) and shown[shared] is turns[shared]:
+            shared += 1
+        for turn in shown[shared:]:
             self.widgets.pop(turn).remove()
-        new = [TurnWidget(turn, self) for turn in turns if turn not in self.widgets]
+        new = [TurnWidget(turn, self) for turn in turns[shared:]]
         for widget in new:
             self.widgets[widget.turn] = widget
         if new:
