@@ -109,7 +109,7 @@ def console_app(
     from emolab.core.pack_manifest import read_pack_manifest
     from emolab.core.session import SessionRecorder, default_session_path
     from emolab.tui.app import EmolabApp, load_keymap
-    from emolab.tui.engine_link import child_process
+    from emolab.tui.child_link import child_process
     from emolab.tui.engine_link import in_process as in_this_process
 
     pack = read_pack_manifest(spec.pack)

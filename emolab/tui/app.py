@@ -76,7 +76,7 @@ class EmolabApp(ConsoleApp):
         thresholds: dict[str, float] | None = None,
         keymap: dict[str, str] | None = None,
     ) -> None:
-        """link: engine_link.child_process(spec), or in_process(loader, pack path)."""
+        """link: child_link.child_process(spec), or engine_link.in_process(loader, pack path)."""
         super().__init__(keymap=keymap)
         self.settings = ChatSettings(pack, link, model_label, recorder_factory, pinned, thresholds)
 

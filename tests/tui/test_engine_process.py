@@ -164,14 +164,29 @@ def test_the_console_process_imports_neither_torch_nor_transformers(tmp_path, ti
     assert report["tokens"] > 0 and report["loaded"] == []
 
 
+@pytest.fixture(scope="module")
+def long_replies(tmp_path_factory):
+    """A tiny model with an 8192-token context, saved, and its pack: its greedy reply to "hello" runs
+    4000 tokens without an EOS (several seconds, about 500 tokens/s here under load), so a SIGKILL
+    sent once the first few tokens are shown lands mid-reply."""
+    from tests.tiny import tiny_loaded_model, write_tiny_pack
+
+    model = tiny_loaded_model(context=8192, hidden=128)
+    folder = tmp_path_factory.mktemp("long-context-model")
+    model.model.save_pretrained(folder, safe_serialization=True)
+    model.tokenizer.save_pretrained(folder)
+    return model, write_tiny_pack(tmp_path_factory.mktemp("long-context-pack") / "pack", model), folder
+
+
 async def test_a_killed_engine_is_one_line_keeps_the_transcript_restarts_and_the_session_verifies(
-    tmp_path, tiny_model, tiny_pack, tiny_model_dir
+    tmp_path, long_replies
 ):
     from emolab.core.engine import Engine
     from emolab.core.session.verify import verify
 
+    model, pack, model_dir = long_replies
     session = tmp_path / "killed.json"
-    app = console_app(spec_for(tiny_pack, tiny_model_dir), session_path=session, keymap_path=no_keymap(tmp_path))
+    app = console_app(spec_for(pack, model_dir, max_tokens=4000), session_path=session, keymap_path=no_keymap(tmp_path))
     async with app.run_test(size=(120, 40)) as pilot:
         link = app.chat.link
         await wait_until(pilot, lambda: link.ready, timeout=120, what="the engine's process")
@@ -185,8 +200,6 @@ async def test_a_killed_engine_is_one_line_keeps_the_transcript_restarts_and_the
         await wait_until(pilot, lambda: len(reply_tokens(app)) >= 3, what="reply tokens")
         os.kill(first, signal.SIGKILL)
         await wait_until(pilot, lambda: not link.generating, what="the reply to end or the death to be seen")
-        if app.chat.view.turn_log.turns[-1].note != "engine_died":  # a fast CPU wrote all 240 tokens first
-            pytest.skip("the tiny model's reply ended before the SIGKILL landed mid-reply")
         await wait_until(pilot, lambda: not link.ready and not link.generating, what="the death to be seen")
         shown = len(app.chat.view.turn_log.tokens())
         assert shown > 0 and app.chat.view.turn_log.turns[-1].note == "engine_died"
@@ -197,6 +210,10 @@ async def test_a_killed_engine_is_one_line_keeps_the_transcript_restarts_and_the
         await wait_until(pilot, lambda: link.ready, timeout=120, what="the restarted engine")
         assert link.child.pid != first and gone(first)
         assert len(app.chat.view.turn_log.tokens()) == shown  # the transcript stays
+        await pilot.press("ctrl+o")  # a short second reply, through the sampling form (recorded)
+        app.screen.query_one("#max_tokens").value = "8"
+        await pilot.click("#apply")
+        await wait_until(pilot, lambda: link.sampling.max_tokens == 8, what="the new sampling")
         prompt.focus()
         prompt.value = "again"
         await pilot.press("enter")
@@ -213,7 +230,7 @@ async def test_a_killed_engine_is_one_line_keeps_the_transcript_restarts_and_the
     indices = data.columns["index"]
     assert indices == sorted(set(indices)), "a restarted engine's tokens continue the numbering"
     assert any(state for state in data.states.values()), "the steering was recorded"
-    result = verify(data, Engine(tiny_model, tiny_pack))
+    result = verify(data, Engine(model, pack))
     assert result.identical, result.divergence
 
 

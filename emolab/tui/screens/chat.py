@@ -44,7 +44,7 @@ from emolab.tui.worker import (
 @dataclass(frozen=True)
 class ChatSettings:
     pack: PackManifest
-    link: LinkFactory  # engine_link.child_process(spec) or in_process(loader, pack path)
+    link: LinkFactory  # child_link.child_process(spec) or engine_link.in_process(loader, pack path)
     model_label: str
     recorder_factory: Callable[[dict], SessionSink] | None = None  # called with the session's metadata
     pinned: list[str] | None = None
