@@ -1,4 +1,4 @@
-"""What ships: the two packs built on the bundled model, their validation reports, and the demo sessions."""
+"""What ships: the packs (two on the bundled model, one on Gemma 3), their validation reports, and the demo sessions."""
 
 import json
 from pathlib import Path
@@ -12,8 +12,10 @@ from emolab.core.pack import default_emotions, load_pack
 ROOT = Path(__file__).resolve().parents[1]
 PACKS = {
     "sonnet-proxy": ROOT / "vectors" / "sonnet-proxy",  # read from the written corpus
-    "smollm2-self": ROOT / "vectors" / "smollm2-self",
-}  # the model's own stories
+    "smollm2-self": ROOT / "vectors" / "smollm2-self",  # the model's own stories
+    "gemma3-270m": ROOT / "vectors" / "gemma3-270m",  # the written corpus, read by another model
+}
+MODELS = {"gemma3-270m": "bundled:gemma3-270m"}
 DEMOS = sorted((ROOT / "sessions").glob("demo-*.json"))
 
 
@@ -21,7 +23,7 @@ DEMOS = sorted((ROOT / "sessions").glob("demo-*.json"))
 def test_the_shipped_packs_are_valid_cover_the_171_emotions_and_carry_probes(name):
     pack = load_pack(PACKS[name])
     assert pack.emotions == default_emotions()
-    assert pack.model_id == "bundled:smollm2-135m-instruct"
+    assert pack.model_id == MODELS.get(name, "bundled:smollm2-135m-instruct")
     assert pack.manifest["format_version"] == 2 and pack.probe_layer in pack.probes
     result = CliRunner().invoke(main, ["pack", "info", str(PACKS[name])])
     assert result.exit_code == 0 and "valid      yes" in result.output
@@ -29,10 +31,16 @@ def test_the_shipped_packs_are_valid_cover_the_171_emotions_and_carry_probes(nam
     assert (PACKS[name] / "REPORT.md").is_file()
 
 
-def test_the_rebuilt_pack_read_the_shipped_written_corpus():
-    provenance = load_pack(PACKS["sonnet-proxy"]).manifest["provenance"]
-    assert provenance["corpus"]["corpus"] == "written" and "plan" not in provenance
+def test_the_rebuilt_packs_read_the_same_shipped_written_corpus():
+    read = [load_pack(PACKS[name]).manifest["provenance"] for name in ("sonnet-proxy", "gemma3-270m")]
+    assert all(p["corpus"]["corpus"] == "written" and "plan" not in p for p in read)
+    assert read[0]["corpus"]["sha256"] == read[1]["corpus"]["sha256"]
     assert (PACKS["smollm2-self"] / "corpus.jsonl.gz").is_file()  # the model's own stories travel with it
+
+
+def test_the_gemma_pack_carries_the_model_terms():
+    assert "Gemma" in (PACKS["gemma3-270m"] / "GEMMA_TERMS.html").read_text(encoding="utf-8")
+    assert (PACKS["gemma3-270m"] / "NOTICE.md").is_file()
 
 
 @pytest.mark.parametrize("name", PACKS)

@@ -14,6 +14,7 @@ import torch
 from emolab.core.devices import dtype_name
 from emolab.core.engine import Engine
 from emolab.core.errors import EmolabError
+from emolab.core.events import TurnFinished
 from emolab.core.hooks import ResidualHooks
 from emolab.core.models import LoadedModel
 from emolab.core.pack import VectorPack
@@ -99,7 +100,9 @@ def steering_dose_response(
             engine = Engine(loaded, pack, sampling=Sampling(temperature=0, max_tokens=max_tokens))
             if strength:
                 engine.steering.set(emotion, strength)
-            events = [e for e in engine.chat(STEERING_PROMPT) if hasattr(e, "source")]
+            everything = list(engine.chat(STEERING_PROMPT))
+            said = next(e.text for e in everything if isinstance(e, TurnFinished))  # a base model stops before "User:"
+            events = [e for e in everything if hasattr(e, "source")]
             prompt = [e.token_id for e in events if e.source == "prompt"]
             reply = [e for e in events if e.source == "reply"]
             z = float(np.mean([e.probe[pack.emotion_index[emotion]] for e in reply])) if reply else float("nan")
@@ -115,7 +118,7 @@ def steering_dose_response(
                     "strength": strength,
                     "probe_z": _finite(z),
                     "lens_logprob": _finite(mass) if mass is not None else None,
-                    "reply": "".join(e.text for e in reply),
+                    "reply": said,
                 }
             )
             if progress is not None:
