@@ -7,6 +7,7 @@
     (p)  the engine with the shipped pack: all 171 probes read every token, no steering
     (c)  the engine with the shipped pack, 8 emotions steering, all probes read every token
     (c32) (c) in fp32, to separate the dtype from the loop
+    (c32p) (c32) with the fp32 weights packed for oneDNN, whatever this CPU's measurement chose
     (l)  llama.cpp on the same Q4_1 GGUF file, 2 threads, if llama-cpp-python is installed
          (`pip install llama-cpp-python` builds it from source); skipped with a note otherwise
 
@@ -25,6 +26,7 @@ import time
 import torch
 from _common import machine, pack_path
 
+from emolab.core import lean_llama
 from emolab.core.devices import dtype_name
 from emolab.core.engine import Engine
 from emolab.core.events import TurnFinished
@@ -125,6 +127,18 @@ def main() -> None:
         "c": (f"engine, probes + 8 steering, {engine_dtype}", lambda: engine_run(loaded, True, True)),
         "c32": ("engine, probes + 8 steering, float32", lambda: engine_run(fp32, True, True)),
     }
+    if torch.backends.mkldnn.is_available():
+        packed = load_model(pack.model_id, dtype="float32")  # its own weights: packing drops the plain copies
+        contenders["c32p"] = ("(c32), fp32 weights packed for oneDNN", lambda: packed_run(packed))
+
+    def packed_run(model: LoadedModel) -> float:
+        chosen = lean_llama.can_prepack
+        lean_llama.can_prepack = lambda device, dtype: True
+        try:
+            return engine_run(model, True, True)
+        finally:
+            lean_llama.can_prepack = chosen
+
     llama_run, skipped = llama_cpp_contender()
     if llama_run is not None:
         contenders["l"] = ("llama.cpp, Q4_1 GGUF", llama_run)
@@ -137,9 +151,10 @@ def main() -> None:
     median = {key: statistics.median(values) for key, values in runs.items()}
     print(f"machine   {machine()}")
     print(f"model     {pack.model_id}, {args.tokens} greedy tokens, {args.repeats} alternating runs each")
+    print(f"fp32      weights packed for oneDNN: {lean_llama.onednn_packs(torch.float32)} (measured on this CPU)")
     for key, (label, _) in contenders.items():
         print(
-            f"({key}){' ' * (4 - len(key))}{label:<42} {median[key]:6.1f} tok/s   "
+            f"({key}){' ' * max(1, 4 - len(key))}{label:<42} {median[key]:6.1f} tok/s   "
             f"runs {[round(v, 1) for v in runs[key]]}"
         )
     ratio = {key: median[key] / median["a"] for key in median}

@@ -142,17 +142,41 @@ def test_auto_picks_lean_for_llama_and_transformers_for_other_architectures():
         open_decoder(loaded, probe_layer=1, steer_layers=[0], kind="fast")
 
 
-@pytest.mark.skipif(
-    not lean_llama.onednn_packs(torch.bfloat16), reason="needs oneDNN's bf16 path: AVX512BW+VL+DQ or AVX-NE-CONVERT"
-)
-def test_packed_bfloat16_weights_give_bit_identical_results():
-    model = tiny_loaded_model(hidden=64).model.to(torch.bfloat16)
+OTHER_BITS = "oneDNN's packed bf16 kernels round differently from F.linear on this CPU (they agree on AVX512-BF16)"
+
+
+def tiny_bf16_weights(hidden: int = 64) -> LlamaWeights:
+    return LlamaWeights.from_module(tiny_loaded_model(hidden=hidden).model.to(torch.bfloat16))
+
+
+def test_where_the_decoder_packs_bfloat16_it_gives_the_plain_path_s_bits():
+    weights = tiny_bf16_weights()
+    chosen = LeanLlamaDecoder(weights, probe_layer=2)
+    if not chosen.prepacked:
+        pytest.skip(OTHER_BITS)
     turns = [([5, 6, 7, 8], None), ([9], None), ([10, 11], None)]
     steer = {0: torch.randn(64, dtype=torch.bfloat16)}
-    packed = run_turns(lean_decoder(model, probe_layer=2, prepack=True), turns, steer)
-    plain = run_turns(lean_decoder(model, probe_layer=2, prepack=False), turns, steer)
+    packed = run_turns(chosen, turns, steer)
+    plain = run_turns(LeanLlamaDecoder(weights, probe_layer=2, prepack=False), turns, steer)
     for (logits, residuals), (want_logits, want_residuals) in zip(packed, plain, strict=True):
         assert torch.equal(logits, want_logits) and torch.equal(residuals, want_residuals)
+
+
+@pytest.mark.skipif(not lean_llama.onednn_packs(torch.bfloat16), reason="needs oneDNN's bf16 path: AVX512BW+VL+DQ")
+@pytest.mark.parametrize("rounding", [False, True], ids=["same-bits", "other-bits"])
+def test_bfloat16_packs_only_where_the_packed_kernels_keep_the_bits(monkeypatch, rounding):
+    if rounding:  # a CPU whose packed kernels round one value differently
+        fused = lean_llama.PackedProjection.fused
+        monkeypatch.setattr(
+            lean_llama.PackedProjection, "fused", lambda self, x: fused(self, x).nextafter_(x.new_ones(()))
+        )
+    weights = tiny_bf16_weights()
+    exact = lean_llama.packing_keeps_the_bits(weights)
+    if not rounding and not exact:
+        pytest.skip(OTHER_BITS)
+    assert exact is not rounding
+    assert LeanLlamaDecoder(weights, probe_layer=2).matmul == ("plain" if rounding else "packed")
+    assert weights.prepared["packing_keeps_the_bits"] is exact  # checked once per weights
 
 
 def test_a_packed_projection_matches_its_linears_with_and_without_biases():
@@ -183,6 +207,18 @@ def test_where_the_cpu_cannot_pack_the_lean_decoder_runs_plain_and_matches_trans
     for (logits, residuals), (want_logits, want_residuals) in zip(lean, reference, strict=True):
         torch.testing.assert_close(logits, want_logits, rtol=tolerance, atol=tolerance)
         torch.testing.assert_close(residuals, want_residuals, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="needs oneDNN (mkldnn) in this torch build")
+@pytest.mark.parametrize("faster", [True, False], ids=["packing-faster", "plain-faster"])
+def test_fp32_weights_are_packed_only_where_packing_measured_faster(monkeypatch, faster):
+    monkeypatch.setattr(lean_llama, "packing_is_faster", lambda: faster)
+    lean_llama.onednn_packs.cache_clear()
+    try:
+        assert lean_llama.onednn_packs(torch.float32) is faster
+        assert lean_decoder(tiny_loaded_model().model, probe_layer=1).prepacked is faster
+    finally:
+        lean_llama.onednn_packs.cache_clear()  # later tests measure this machine again
 
 
 def test_the_capability_check_is_asked_once_per_dtype():

@@ -104,9 +104,12 @@ def test_a_scaled_rope_model_still_loads_whole_and_chats(tmp_path, tiny_model_di
     assert lean == reply_ids(Engine(loaded, sampling=GREEDY, decoder="transformers").chat("hello"))
 
 
-def test_engines_on_one_direct_load_share_packed_weights_and_hold_the_model_once(tiny_model_dir):
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="needs oneDNN (mkldnn) in this torch build")
+def test_engines_on_one_direct_load_share_packed_weights_and_hold_the_model_once(tiny_model_dir, monkeypatch):
+    from emolab.core import lean_llama
     from emolab.core.lean_llama import LeanLlamaDecoder
 
+    monkeypatch.setattr(lean_llama, "onednn_packs", lambda dtype: True)  # fp32 packs where it is faster
     loaded = load_model(str(tiny_model_dir), dtype="float32")
     first, second = Engine(loaded, sampling=GREEDY), Engine(loaded, sampling=GREEDY)
     assert first.decoder.prepacked and first.decoder._layers[0].qkv is second.decoder._layers[0].qkv

@@ -165,12 +165,13 @@ PROMPTS = [
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_the_lean_decoder_keeps_the_greedy_tokens_of_generate_over_longer_replies(bundled_cache, dtype):
-    """In fp32 the packed kernels sum in another order than MKL; greedy tokens must still not move."""
+    """Whichever path this CPU chose: in fp32 packed kernels sum in another order than MKL, in bf16
+    they pack only where they keep the bits; greedy tokens must not move either way."""
     from emolab.core.models import load_model
 
     model = load_model("bundled", dtype=dtype)
     engine = Engine(model, sampling=Sampling(temperature=0, max_tokens=96))
-    assert engine.decoder.prepacked == lean_llama.onednn_packs(model.dtype)
+    assert engine.decoder.name == "lean"
     assert_greedy_equals_generate(engine, model)
 
 

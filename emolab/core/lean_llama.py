@@ -9,10 +9,12 @@ GQA and mask choices), so greedy tokens match `generate`; tests check that.
 
 On the CPU the projection weights are also packed once into oneDNN's blocked layout, with q, k
 and v in one product and gate and up in another. A batch-1 decode step is a chain of small
-matrix-vector products, and the packed, fused kernels run it about 1.5x faster than `F.linear`
-on plain weights. In bfloat16 the results are bit-identical to `F.linear`'s; in float32 they
-differ in the last bits (oneDNN instead of MKL sums in another order). The packed copies cost
-one more copy of the projection weights in memory.
+matrix-vector products, and in bfloat16 the packed, fused kernels run it about 1.5x faster than
+`F.linear` on plain weights. bf16 packs only where that gives `F.linear`'s bits, checked on the
+model's own shapes (`packing_keeps_the_bits`): on some CPUs oneDNN's packed kernels round
+differently, and greedy tokens then leave `generate`'s within a few dozen. In float32 packing wins
+on some CPUs and loses on others (BENCHMARKS.md), so it is timed once per process; where it packs,
+results differ from MKL's in the last bits (oneDNN sums in another order), which fp32 absorbs.
 
 Anything else (other architectures, weights split over devices, sliding windows) uses
 `TransformersDecoder`; `llama_weights.module_unsupported_reason` says why.
@@ -21,6 +23,8 @@ Anything else (other architectures, weights split over devices, sliding windows)
 from __future__ import annotations
 
 import functools
+import statistics
+import time
 from dataclasses import dataclass
 
 import torch
@@ -33,20 +37,92 @@ CACHE_CHUNK = 256  # the KV cache grows in steps of this many tokens
 
 @functools.cache
 def onednn_packs(dtype: torch.dtype) -> bool:
-    """Can oneDNN pack and run linear weights of this dtype on this CPU? Asked once per process.
+    """Will the lean decoder pack linear weights of this dtype for oneDNN here? Asked once per process.
 
     bf16 needs AVX512BW/VL/DQ or AVX-NE-CONVERT: an AVX2-only CPU has neither, and packing
-    raises there. fp32 packs on any x86 CPU that oneDNN supports.
+    raises there. fp32 packs on any x86 CPU that oneDNN supports, and does where it is faster.
     """
     if not torch.backends.mkldnn.is_available():
         return False
     if dtype == torch.bfloat16:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    return dtype == torch.float32
+    return dtype == torch.float32 and packing_is_faster()
+
+
+PACKING_MARGIN = 1.1  # packed fp32 must win by this much; near a tie the plain path, transformers' own, stays
+
+
+def packing_is_faster(rounds: int = 3, passes: int = 2, megabytes: int = 64) -> bool:
+    """Whether oneDNN's packed fp32 matrix-vector products beat `F.linear` on this CPU.
+
+    Measured, not assumed: a decode step on the AMD EPYC this was built on runs 1.5x faster packed,
+    and 1.35x slower on an Intel Xeon (Sapphire Rapids), where `F.linear` runs MKL's own kernels.
+    A decode step streams weights far larger than the CPU's caches, so the test does too: an MLP's
+    two shapes at batch 1, repeated to `megabytes` of weights (with weights that fit in the cache the
+    two paths tie, and the answer was noise). Runs alternate; about 0.2 s, once per process.
+    """
+    shapes = ((1536, 576), (576, 1536))
+    pairs = max(1, megabytes * 2**20 // (4 * sum(rows * columns for rows, columns in shapes)))
+    plain = [torch.empty(shape).uniform_(-1, 1) for _ in range(pairs) for shape in shapes]
+    packed = [torch.ops.mkldnn._reorder_linear_weight(weight, 1) for weight in plain]
+    inputs = {columns: torch.ones(1, 1, columns) for _, columns in shapes}
+
+    def run_plain() -> None:
+        for weight in plain:
+            F.linear(inputs[weight.shape[1]], weight)
+
+    def run_packed() -> None:
+        for weight, packed_weight in zip(plain, packed, strict=True):
+            torch.ops.mkldnn._linear_pointwise(inputs[weight.shape[1]], packed_weight, None, "none", [None], "")
+
+    def seconds(run) -> float:
+        run()  # warm
+        began = time.perf_counter()
+        for _ in range(passes):
+            run()
+        return time.perf_counter() - began
+
+    timings = [(seconds(run_plain), seconds(run_packed)) for _ in range(rounds)]
+    plain_time = statistics.median(t for t, _ in timings)
+    packed_time = statistics.median(t for _, t in timings)
+    return packed_time * PACKING_MARGIN < plain_time
 
 
 def can_prepack(device: torch.device, dtype: torch.dtype) -> bool:
     return device.type == "cpu" and onednn_packs(dtype)
+
+
+CHECKED_ROWS = (1, 2, 3, 5, 31)  # a decode step, a compare's two lanes, short and longer prompts
+
+
+def packing_keeps_the_bits(weights: LlamaWeights) -> bool:
+    """Whether packed bf16 products give `F.linear`'s bits on these weights' shapes, on this CPU.
+
+    On an AVX512-BF16 CPU they do. With AVX512 but no bf16 hardware (as under
+    `ONEDNN_MAX_CPU_ISA=AVX512_CORE`) oneDNN rounds some rows differently, depending on the shape
+    and the row count, and greedy tokens leave `generate`'s. Checked once per weights, on layer 0's
+    projections and the head, for a few row counts: a check, not a proof for every prompt length.
+    """
+    key = "packing_keeps_the_bits"
+    if key not in weights.prepared:
+        groups = [*layer_projections(0).values(), (HEAD,)]
+        if any(f"{name}.weight" not in weights.tensors for name in groups[0]):
+            return True  # only packed copies are left: a decoder packed them, after this check or by request
+        generator = torch.Generator().manual_seed(0)
+        exact = True
+        with torch.inference_mode():
+            for names in groups:
+                linears = (
+                    [(weights.head, weights.get(f"{HEAD}.bias"))]
+                    if names == (HEAD,)
+                    else [(weights.tensors[f"{name}.weight"], weights.get(f"{name}.bias")) for name in names]
+                )
+                packed, plain = PackedProjection(*linears), PlainProjection(*linears)
+                for rows in CHECKED_ROWS:
+                    x = torch.randn(1, rows, linears[0][0].shape[1], generator=generator).to(linears[0][0].dtype)
+                    exact = exact and torch.equal(packed.fused(x), plain.fused(x))
+        weights.prepared[key] = exact
+    return weights.prepared[key]
 
 
 Linear = tuple[torch.Tensor, "torch.Tensor | None"]  # (weight [out, in], bias [out] or None)
@@ -92,6 +168,17 @@ class PlainProjection:
 
 
 Projection = PackedProjection | PlainProjection
+
+
+def layer_projections(index: int) -> dict[str, tuple[str, ...]]:
+    """A block's projections as the lean decoder runs them: linears that share an input, together."""
+    block = f"model.layers.{index}"
+    return {
+        "qkv": tuple(f"{block}.self_attn.{name}" for name in ("q_proj", "k_proj", "v_proj")),
+        "o": (f"{block}.self_attn.o_proj",),
+        "gate_up": (f"{block}.mlp.gate_proj", f"{block}.mlp.up_proj"),
+        "down": (f"{block}.mlp.down_proj",),
+    }
 
 
 @dataclass
@@ -195,7 +282,11 @@ class LeanLlamaDecoder:
         self.probe_layer = probe_layer
         embed = weights.tensors["model.embed_tokens.weight"]
         self.device, self.dtype = embed.device, embed.dtype
-        self.prepacked = can_prepack(self.device, self.dtype) if prepack is None else prepack
+        if prepack is None:
+            prepack = can_prepack(self.device, self.dtype) and (
+                self.dtype != torch.bfloat16 or packing_keeps_the_bits(weights)
+            )
+        self.prepacked = prepack
 
         def projection(*names: str) -> Projection:
             return shared_projection(weights, names, packed=self.prepacked)
@@ -212,14 +303,12 @@ class LeanLlamaDecoder:
         self._layers = []
         for index in range(weights.layers):
             block = f"model.layers.{index}"
+            projections = {field: projection(*names) for field, names in layer_projections(index).items()}
             self._layers.append(
                 _Layer(
                     input_norm=weights.tensors[f"{block}.input_layernorm.weight"],
-                    qkv=projection(*(f"{block}.self_attn.{name}" for name in ("q_proj", "k_proj", "v_proj"))),
-                    o=projection(f"{block}.self_attn.o_proj"),
                     post_norm=weights.tensors[f"{block}.post_attention_layernorm.weight"],
-                    gate_up=projection(f"{block}.mlp.gate_proj", f"{block}.mlp.up_proj"),
-                    down=projection(f"{block}.mlp.down_proj"),
+                    **projections,
                 )
             )
 
