@@ -165,18 +165,37 @@ def test_where_the_decoder_packs_bfloat16_it_gives_the_plain_path_s_bits():
 @pytest.mark.skipif(not lean_llama.onednn_packs(torch.bfloat16), reason="needs oneDNN's bf16 path: AVX512BW+VL+DQ")
 @pytest.mark.parametrize("rounding", [False, True], ids=["same-bits", "other-bits"])
 def test_bfloat16_packs_only_where_the_packed_kernels_keep_the_bits(monkeypatch, rounding):
-    if rounding:  # a CPU whose packed kernels round one value differently
-        fused = lean_llama.PackedProjection.fused
-        monkeypatch.setattr(
-            lean_llama.PackedProjection, "fused", lambda self, x: fused(self, x).nextafter_(x.new_ones(()))
-        )
+    fused = lean_llama.PackedProjection.fused
+    calls = []
+
+    def counted(self, x):
+        calls.append(x.shape[1])
+        out = fused(self, x)
+        return out.nextafter_(x.new_ones(())) if rounding else out  # a CPU whose packed kernels round otherwise
+
+    monkeypatch.setattr(lean_llama.PackedProjection, "fused", counted)
     weights = tiny_bf16_weights()
     exact = lean_llama.packing_keeps_the_bits(weights)
     if not rounding and not exact:
         pytest.skip(OTHER_BITS)
     assert exact is not rounding
-    assert LeanLlamaDecoder(weights, probe_layer=2).matmul == ("plain" if rounding else "packed")
-    assert weights.prepared["packing_keeps_the_bits"] is exact  # checked once per weights
+    checks = len(calls)
+    decoders = [LeanLlamaDecoder(weights, probe_layer=2) for _ in range(2)]
+    assert len(calls) == checks  # checked once per weights, not per decoder
+    assert all(decoder.matmul == ("plain" if rounding else "packed") for decoder in decoders)
+    if not rounding:  # the checked projections are the ones the decoders run, packed once
+        qkv = lean_llama.layer_projections(0)["qkv"]
+        assert decoders[0]._layers[0].qkv is decoders[1]._layers[0].qkv is weights.prepared[(qkv, True)]
+
+
+def test_once_the_plain_copies_are_dropped_every_later_decoder_packs(tiny_model_dir, monkeypatch):
+    from emolab.core.models import load_model
+
+    monkeypatch.setattr(lean_llama, "onednn_packs", lambda dtype: True)
+    loaded = load_model(str(tiny_model_dir), dtype="float32")
+    assert LeanLlamaDecoder(loaded.lean_weights, probe_layer=1).prepacked  # drops the plain copies it owns
+    monkeypatch.setattr(lean_llama, "onednn_packs", lambda dtype: False)  # a later answer: plain is faster
+    assert LeanLlamaDecoder(loaded.lean_weights, probe_layer=1).prepacked
 
 
 def test_a_packed_projection_matches_its_linears_with_and_without_biases():

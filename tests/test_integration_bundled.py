@@ -171,7 +171,8 @@ def test_the_lean_decoder_keeps_the_greedy_tokens_of_generate_over_longer_replie
 
     model = load_model("bundled", dtype=dtype)
     engine = Engine(model, sampling=Sampling(temperature=0, max_tokens=96))
-    assert engine.decoder.name == "lean"
+    keeps_bits = dtype == "float32" or lean_llama.packing_keeps_the_bits(model.lean_weights)
+    assert engine.decoder.prepacked == (lean_llama.onednn_packs(model.dtype) and keeps_bits)
     assert_greedy_equals_generate(engine, model)
 
 

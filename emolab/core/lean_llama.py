@@ -37,10 +37,10 @@ CACHE_CHUNK = 256  # the KV cache grows in steps of this many tokens
 
 @functools.cache
 def onednn_packs(dtype: torch.dtype) -> bool:
-    """Will the lean decoder pack linear weights of this dtype for oneDNN here? Asked once per process.
+    """May the lean decoder pack linear weights of this dtype for oneDNN here? Asked once per process.
 
-    bf16 needs AVX512BW/VL/DQ or AVX-NE-CONVERT: an AVX2-only CPU has neither, and packing
-    raises there. fp32 packs on any x86 CPU that oneDNN supports, and does where it is faster.
+    bf16 needs AVX512BW/VL/DQ or AVX-NE-CONVERT: an AVX2-only CPU has neither, and packing raises
+    there; where it can, `packing_keeps_the_bits` decides. fp32 packs where it is faster.
     """
     if not torch.backends.mkldnn.is_available():
         return False
@@ -55,11 +55,10 @@ PACKING_MARGIN = 1.1  # packed fp32 must win by this much; near a tie the plain 
 def packing_is_faster(rounds: int = 3, passes: int = 2, megabytes: int = 64) -> bool:
     """Whether oneDNN's packed fp32 matrix-vector products beat `F.linear` on this CPU.
 
-    Measured, not assumed: a decode step on the AMD EPYC this was built on runs 1.5x faster packed,
-    and 1.35x slower on an Intel Xeon (Sapphire Rapids), where `F.linear` runs MKL's own kernels.
-    A decode step streams weights far larger than the CPU's caches, so the test does too: an MLP's
-    two shapes at batch 1, repeated to `megabytes` of weights (with weights that fit in the cache the
-    two paths tie, and the answer was noise). Runs alternate; about 0.2 s, once per process.
+    Packed decodes 1.5x faster on an AMD EPYC and 1.35x slower on a Sapphire Rapids Xeon, so it is
+    measured. A decode step streams weights far larger than the caches, so this does too: SmolLM2's
+    MLP shapes at batch 1, repeated to `megabytes` (on cache-sized weights the two paths tie, and the
+    answer was noise). Runs alternate; about 0.2 s, once per process.
     """
     shapes = ((1536, 576), (576, 1536))
     pairs = max(1, megabytes * 2**20 // (4 * sum(rows * columns for rows, columns in shapes)))
@@ -92,7 +91,8 @@ def can_prepack(device: torch.device, dtype: torch.dtype) -> bool:
     return device.type == "cpu" and onednn_packs(dtype)
 
 
-CHECKED_ROWS = (1, 2, 3, 5, 31)  # a decode step, a compare's two lanes, short and longer prompts
+LAYER_ROWS = (1, 2, 3, 5, 31, 128)  # a decode step, a compare's two lanes, prompts of a few lengths
+HEAD_ROWS = (1, 2, 3, 5, 31)  # the head scores the last token of each lane, or a scored text
 
 
 def packing_keeps_the_bits(weights: LlamaWeights) -> bool:
@@ -102,27 +102,33 @@ def packing_keeps_the_bits(weights: LlamaWeights) -> bool:
     `ONEDNN_MAX_CPU_ISA=AVX512_CORE`) oneDNN rounds some rows differently, depending on the shape
     and the row count, and greedy tokens leave `generate`'s. Checked once per weights, on layer 0's
     projections and the head, for a few row counts: a check, not a proof for every prompt length.
+    Where it passes, the checked packed projections are kept for the decoder.
     """
     key = "packing_keeps_the_bits"
     if key not in weights.prepared:
-        groups = [*layer_projections(0).values(), (HEAD,)]
-        if any(f"{name}.weight" not in weights.tensors for name in groups[0]):
-            return True  # only packed copies are left: a decoder packed them, after this check or by request
         generator = torch.Generator().manual_seed(0)
-        exact = True
+        checked = {}
         with torch.inference_mode():
-            for names in groups:
-                linears = (
-                    [(weights.head, weights.get(f"{HEAD}.bias"))]
-                    if names == (HEAD,)
-                    else [(weights.tensors[f"{name}.weight"], weights.get(f"{name}.bias")) for name in names]
-                )
+            groups = [(names, LAYER_ROWS) for names in layer_projections(0).values()] + [((HEAD,), HEAD_ROWS)]
+            for names, row_counts in groups:
+                linears = _linears(weights, names)
                 packed, plain = PackedProjection(*linears), PlainProjection(*linears)
-                for rows in CHECKED_ROWS:
-                    x = torch.randn(1, rows, linears[0][0].shape[1], generator=generator).to(linears[0][0].dtype)
-                    exact = exact and torch.equal(packed.fused(x), plain.fused(x))
-        weights.prepared[key] = exact
+                weight = linears[0][0]
+                for rows in row_counts:
+                    x = torch.randn(1, rows, weight.shape[1], generator=generator).to(weight.dtype)
+                    if not torch.equal(packed.fused(x), plain.fused(x)):
+                        weights.prepared[key] = False
+                        return False
+                checked[names] = packed
+        for names, packed in checked.items():
+            _keep(weights, names, packed)
+        weights.prepared[key] = True
     return weights.prepared[key]
+
+
+def only_packed_copies_left(weights: LlamaWeights) -> bool:
+    """A decoder packed these weights and dropped the plain copies: every later one must pack too."""
+    return any(f"{name}.weight" not in weights.tensors for name in layer_projections(0)["qkv"])
 
 
 Linear = tuple[torch.Tensor, "torch.Tensor | None"]  # (weight [out, in], bias [out] or None)
@@ -192,26 +198,30 @@ class _Layer:
 
 
 def shared_projection(weights: LlamaWeights, names: tuple[str, ...], *, packed: bool) -> Projection:
-    """The projection of these linears, made once per weights and shared by every decoder on them.
+    """The projection of these linears, made once per weights and shared by every decoder on them."""
+    if (names, packed) not in weights.prepared:
+        _keep(weights, names, (PackedProjection if packed else PlainProjection)(*_linears(weights, names)))
+    return weights.prepared[(names, packed)]
 
-    Packing copies the weights. Where they were read for the lean decoder alone (`owned`), the
-    plain copies are dropped once packed, so that the model is held once, not twice.
-    """
-    key = (names, packed)
-    if key not in weights.prepared:
-        if names == (HEAD,):  # maybe tied to the embedding, which stays
-            linears = [(weights.head, weights.get(f"{HEAD}.bias"))]
-        elif any(f"{name}.weight" not in weights.tensors for name in names):
-            raise ValueError(
-                f"{names[0]}: only the packed copy of these weights is kept; load the model again to run it unpacked"
-            )
-        else:
-            linears = [(weights.tensors[f"{name}.weight"], weights.get(f"{name}.bias")) for name in names]
-        weights.prepared[key] = (PackedProjection if packed else PlainProjection)(*linears)
-        if packed and weights.owned and names != (HEAD,):
-            for name in names:
-                del weights.tensors[f"{name}.weight"]
-    return weights.prepared[key]
+
+def _linears(weights: LlamaWeights, names: tuple[str, ...]) -> list[Linear]:
+    if names == (HEAD,):  # maybe tied to the embedding, which stays
+        return [(weights.head, weights.get(f"{HEAD}.bias"))]
+    if any(f"{name}.weight" not in weights.tensors for name in names):
+        raise ValueError(
+            f"{names[0]}: only the packed copy of these weights is kept; load the model again to run it unpacked"
+        )
+    return [(weights.tensors[f"{name}.weight"], weights.get(f"{name}.bias")) for name in names]
+
+
+def _keep(weights: LlamaWeights, names: tuple[str, ...], projection: Projection) -> None:
+    """Share a projection. Packing copies the weights: where they were read for the lean decoder alone
+    (`owned`), the plain copies are dropped once packed, so that the model is held once, not twice."""
+    packed = isinstance(projection, PackedProjection)
+    weights.prepared[(names, packed)] = projection
+    if packed and weights.owned and names != (HEAD,):
+        for name in names:
+            del weights.tensors[f"{name}.weight"]
 
 
 class LeanKVCache:
@@ -283,8 +293,9 @@ class LeanLlamaDecoder:
         embed = weights.tensors["model.embed_tokens.weight"]
         self.device, self.dtype = embed.device, embed.dtype
         if prepack is None:
-            prepack = can_prepack(self.device, self.dtype) and (
-                self.dtype != torch.bfloat16 or packing_keeps_the_bits(weights)
+            prepack = only_packed_copies_left(weights) or (
+                can_prepack(self.device, self.dtype)
+                and (self.dtype != torch.bfloat16 or packing_keeps_the_bits(weights))
             )
         self.prepacked = prepack
 
