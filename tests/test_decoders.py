@@ -188,6 +188,12 @@ def test_bfloat16_packs_only_where_the_packed_kernels_keep_the_bits(monkeypatch,
         assert decoders[0]._layers[0].qkv is decoders[1]._layers[0].qkv is weights.prepared[(qkv, True)]
 
 
+def test_the_bit_check_says_no_without_packing_where_onednn_cannot_pack_bfloat16(monkeypatch):
+    monkeypatch.setattr(lean_llama, "onednn_packs", lambda dtype: False)  # an AVX2-only CPU: packing raises
+    monkeypatch.setattr(lean_llama, "PackedProjection", None)  # and is never tried
+    assert lean_llama.packing_keeps_the_bits(tiny_bf16_weights()) is False
+
+
 def test_once_the_plain_copies_are_dropped_every_later_decoder_packs(tiny_model_dir, monkeypatch):
     from emolab.core.models import load_model
 

@@ -105,6 +105,9 @@ def packing_keeps_the_bits(weights: LlamaWeights) -> bool:
     Where it passes, the checked packed projections are kept for the decoder.
     """
     key = "packing_keeps_the_bits"
+    embed = weights.tensors["model.embed_tokens.weight"]
+    if not can_prepack(embed.device, embed.dtype):
+        return False  # oneDNN cannot pack these at all here (packing would raise)
     if key not in weights.prepared:
         generator = torch.Generator().manual_seed(0)
         checked = {}
