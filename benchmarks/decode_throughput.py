@@ -8,6 +8,7 @@
     (c)  the engine with the shipped pack, 8 emotions steering, all probes read every token
     (c32) (c) in fp32, to separate the dtype from the loop
     (c32p) (c32) with the fp32 weights packed for oneDNN, whatever this CPU's measurement chose
+    (c32u) (c32) on plain fp32 weights (`F.linear`), whatever this CPU's measurement chose
     (l)  llama.cpp on the same Q4_1 GGUF file, 2 threads, if llama-cpp-python is installed
          (`pip install llama-cpp-python` builds it from source); skipped with a note otherwise
 
@@ -128,12 +129,14 @@ def main() -> None:
         "c32": ("engine, probes + 8 steering, float32", lambda: engine_run(fp32, True, True)),
     }
     if torch.backends.mkldnn.is_available():
-        packed = load_model(pack.model_id, dtype="float32")  # its own weights: packing drops the plain copies
-        contenders["c32p"] = ("(c32), fp32 weights packed for oneDNN", lambda: packed_run(packed))
+        # each its own weights: packing drops the plain copies, after which a model runs packed only
+        packed, plain = (load_model(pack.model_id, dtype="float32") for _ in range(2))
+        contenders["c32p"] = ("(c32), fp32 weights packed for oneDNN", lambda: forced_run(packed, True))
+        contenders["c32u"] = ("(c32), plain fp32 weights (F.linear)", lambda: forced_run(plain, False))
 
-    def packed_run(model: LoadedModel) -> float:
+    def forced_run(model: LoadedModel, pack_weights: bool) -> float:
         chosen = lean_llama.can_prepack
-        lean_llama.can_prepack = lambda device, dtype: True
+        lean_llama.can_prepack = lambda device, dtype: pack_weights
         try:
             return engine_run(model, True, True)
         finally:
