@@ -39,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
 
     pack = load_pack(pack_path(args.pack))
-    loaded = load_model(pack.model_id, dtype=args.dtype)
+    loaded = load_model(pack.model_id, dtype=args.dtype, decoding=True)  # auto: what chat and run pick
     engine = Engine(loaded, pack, sampling=Sampling(temperature=0, max_tokens=args.tokens), decode_threads=args.threads)
     engine._eos_ids = set()
     engine.steering.update({"happy": 0.1, "calm": 0.05})

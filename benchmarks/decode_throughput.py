@@ -58,7 +58,7 @@ def main() -> None:
 
     pack = load_pack(pack_path(args.pack))
     fp32 = load_model(pack.model_id, dtype="float32")
-    loaded = load_model(pack.model_id, dtype=args.dtype)
+    loaded = load_model(pack.model_id, dtype=args.dtype, decoding=True)  # auto: what chat and run pick
     sampling = Sampling(temperature=0, max_tokens=args.tokens)
 
     def engine_run(model: LoadedModel, with_pack: bool, steering: bool, decoder: str = "auto") -> float:

@@ -30,7 +30,7 @@ from emolab.core.models import load_model
 from emolab.core.pack import load_pack
 from emolab.core.sampling import Sampling
 pack = load_pack(sys.argv[2])
-loaded = load_model(pack.model_id, dtype=sys.argv[5])
+loaded = load_model(pack.model_id, dtype=sys.argv[5], decoding=True)  # auto: what chat and run pick
 engine = Engine(loaded, pack, sampling=Sampling(temperature=0, max_tokens=int(sys.argv[4])))
 ready = time.time() - started
 engine.steering.update({"calm": 0.1, "happy": 0.1, "sad": -0.1, "afraid": 0.05, "angry": -0.05,
@@ -66,7 +66,9 @@ def long_prompt_seconds(dtype: str) -> float:
     from emolab.core.sampling import Sampling
 
     pack = load_pack(pack_path())
-    engine = Engine(load_model(pack.model_id, dtype=dtype), pack, sampling=Sampling(temperature=0, max_tokens=1))
+    engine = Engine(
+        load_model(pack.model_id, dtype=dtype, decoding=True), pack, sampling=Sampling(temperature=0, max_tokens=1)
+    )
     history = " ".join(f"Sentence number {i} is about trains, weather and the sea." for i in range(80))
     began = time.perf_counter()
     prompt_tokens = 0

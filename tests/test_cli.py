@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import torch
 from click.testing import CliRunner
 
 from emolab.cli import main
@@ -20,6 +21,21 @@ def assert_one_line_error(result, *fragments):
     assert result.output.startswith("emolab: error: ") and result.output.count("\n") == 1, result.output
     for fragment in fragments:
         assert fragment in result.output, result.output
+
+
+def test_run_and_the_console_s_engine_load_for_decoding_and_say_which_dtype(tiny_model_dir, tiny_pack, monkeypatch):
+    from emolab.core import devices, lean_llama
+    from emolab.process.commands import EngineSpec, open_engine
+
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)  # an AVX2-only CPU, where
+    monkeypatch.setattr(lean_llama, "bf16_decodes_faster", lambda: True)  # bf16 decodes faster
+    result = invoke(
+        "run", "--vectors", tiny_pack.path, "--model", tiny_model_dir, "-p", "hi", "--max-tokens", "2", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.splitlines()[0])["dtype"] == "bfloat16"
+    engine = open_engine(EngineSpec(pack=str(tiny_pack.path), model=str(tiny_model_dir)), progress=None)
+    assert engine.loaded.dtype == torch.bfloat16
 
 
 def test_run_json_is_one_object_per_line(tiny_model_dir, tiny_pack):

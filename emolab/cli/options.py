@@ -42,24 +42,44 @@ def open_pack(vectors, *, required: bool):
     return load_pack(vectors) if vectors is not None else None
 
 
-def open_model(pack, model, device, dtype, trust_remote_code):
+def open_model(pack, model, device, dtype, trust_remote_code, *, decoding: bool = False):
     """The model the user named, or the pack's; then check that the two fit."""
     from emolab.cli.progress import conversion_progress
 
     reference = model or (pack.model_id if pack is not None else "bundled")
     with conversion_progress() as progress:
         return load_checked(
-            pack, reference, device=device, dtype=dtype, trust_remote_code=trust_remote_code, progress=progress
+            pack,
+            reference,
+            device=device,
+            dtype=dtype,
+            trust_remote_code=trust_remote_code,
+            progress=progress,
+            decoding=decoding,
         )
 
 
 def load_checked(
-    pack, reference: str, *, device: str, dtype: str, trust_remote_code: bool, progress: ProgressCallback | None
+    pack,
+    reference: str,
+    *,
+    device: str,
+    dtype: str,
+    trust_remote_code: bool,
+    progress: ProgressCallback | None,
+    decoding: bool = False,
 ):
     """Load a model and check that the pack (if any) was built for its shape."""
     from emolab.core.models import load_model
 
-    loaded = load_model(reference, device=device, dtype=dtype, trust_remote_code=trust_remote_code, progress=progress)
+    loaded = load_model(
+        reference,
+        device=device,
+        dtype=dtype,
+        trust_remote_code=trust_remote_code,
+        progress=progress,
+        decoding=decoding,
+    )
     if pack is not None:
         pack.check_model(loaded.hidden_size, loaded.num_layers, loaded.reference)
     return loaded

@@ -75,7 +75,7 @@ def run(
     pack = open_pack(vectors, required=False)
     if requested:
         SteeringState(pack).update(dict(requested))  # names and ranges fail here, before the model loads
-    loaded = open_model(pack, model, device, dtype, trust_remote_code)
+    loaded = open_model(pack, model, device, dtype, trust_remote_code, decoding=True)
     engine = Engine(loaded, pack, sampling=sampling, system_prompt=system)
     recorder = None
     if session_path:

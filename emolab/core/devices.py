@@ -69,17 +69,25 @@ def mps_has_bf16() -> bool:
         return False
 
 
-def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
+def pick_dtype(requested: str, device: torch.device, *, decoding: bool = False) -> torch.dtype:
     """`auto` is bf16 on GPUs that do it in hardware, fp16 on older GPUs; on MPS bf16 where macOS
     supports it, else fp32 (fp16 overflows in Gemma and some Qwen models); on the CPU bf16 where the
     CPU does bf16 in hardware (decoding twice as fast as fp32; probe readouts agree at r > 0.9999,
-    see BENCHMARKS.md), else fp32."""
+    see BENCHMARKS.md), else fp32.
+
+    decoding: the work is mostly writing a token at a time (chat, run), not reading long texts.
+    Then a CPU without bf16 hardware gets bf16 too where it measures faster for that (AVX2 CPUs:
+    twice as fast), though it reads prompts slower (3.6x for a long history, BENCHMARKS.md)."""
     if requested == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if cuda_has_native_bf16(device) else torch.float16
         if device.type == "mps":
             return torch.bfloat16 if mps_has_bf16() else torch.float32
-        return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+        if cpu_has_native_bf16():
+            return torch.bfloat16
+        from emolab.core.lean_llama import bf16_decodes_faster
+
+        return torch.bfloat16 if decoding and bf16_decodes_faster() else torch.float32
     try:
         return DTYPES[requested]
     except KeyError:

@@ -50,41 +50,69 @@ def onednn_packs(dtype: torch.dtype) -> bool:
 
 
 PACKING_MARGIN = 1.1  # packed fp32 must win by this much; near a tie the plain path, transformers' own, stays
+BF16_MARGIN = 1.2  # bf16 must win by this much to be chosen for decoding on a CPU without bf16 hardware
+MLP_SHAPES = ((1536, 576), (576, 1536))  # SmolLM2-135M's
 
 
-def packing_is_faster(rounds: int = 3, passes: int = 2, megabytes: int = 64) -> bool:
+def packing_is_faster() -> bool:
     """Whether oneDNN's packed fp32 matrix-vector products beat `F.linear` on this CPU.
 
     Packed decodes 1.5x faster on an AMD EPYC and 1.35x slower on a Sapphire Rapids Xeon, so it is
-    measured. A decode step streams weights far larger than the caches, so this does too: SmolLM2's
-    MLP shapes at batch 1, repeated to `megabytes` (on cache-sized weights the two paths tie, and the
-    answer was noise). Runs alternate; about 0.2 s, once per process.
+    measured (`_faster`); about 0.2 s, once per process.
     """
-    shapes = ((1536, 576), (576, 1536))
-    pairs = max(1, megabytes * 2**20 // (4 * sum(rows * columns for rows, columns in shapes)))
-    plain = [torch.empty(shape).uniform_(-1, 1) for _ in range(pairs) for shape in shapes]
+    plain = _streamed_weights(torch.float32)
     packed = [torch.ops.mkldnn._reorder_linear_weight(weight, 1) for weight in plain]
-    inputs = {columns: torch.ones(1, 1, columns) for _, columns in shapes}
+    return _faster((packed, _packed_linear), (plain, F.linear), torch.float32, PACKING_MARGIN)
 
-    def run_plain() -> None:
-        for weight in plain:
-            F.linear(inputs[weight.shape[1]], weight)
 
-    def run_packed() -> None:
-        for weight, packed_weight in zip(plain, packed, strict=True):
-            torch.ops.mkldnn._linear_pointwise(inputs[weight.shape[1]], packed_weight, None, "none", [None], "")
+@functools.cache
+def bf16_decodes_faster() -> bool:
+    """Whether batch-1 bf16 products beat fp32's (packed where the decoder would pack) on this CPU.
 
-    def seconds(run) -> float:
-        run()  # warm
+    Without bf16 hardware bf16 still halves the bytes a decode step streams, and torch's own bf16
+    matrix-vector kernel (vectorised for AVX2, summing in fp32) decoded twice as fast as fp32 under
+    AVX2's kernels; through oneDNN's emulation (AVX512 without bf16) it is slower. So it is measured.
+    """
+    fp32 = _streamed_weights(torch.float32)
+    bf16 = [weight.to(torch.bfloat16) for weight in fp32]
+    if onednn_packs(torch.float32):
+        packed = [torch.ops.mkldnn._reorder_linear_weight(weight, 1) for weight in fp32]
+        return _faster((bf16, F.linear), (packed, _packed_linear), torch.bfloat16, BF16_MARGIN, torch.float32)
+    return _faster((bf16, F.linear), (fp32, F.linear), torch.bfloat16, BF16_MARGIN, torch.float32)
+
+
+def _streamed_weights(dtype: torch.dtype, megabytes: int = 64) -> list[torch.Tensor]:
+    """MLP weights well past the CPU's caches, as a decode step streams them: with weights that fit
+    in the cache the paths tie, and a timing's answer is noise."""
+    pairs = max(1, megabytes * 2**20 // (4 * sum(rows * columns for rows, columns in MLP_SHAPES)))
+    return [torch.empty(shape, dtype=dtype).uniform_(-1, 1) for _ in range(pairs) for shape in MLP_SHAPES]
+
+
+def _packed_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x, weight, None, "none", [None], "")
+
+
+def _faster(candidate, incumbent, dtype, margin: float, against_dtype=None, rounds: int = 3) -> bool:
+    """Whether `candidate` (weights, linear) runs a pass of batch-1 products `margin` times faster
+    than `incumbent`; passes alternate, medians compared."""
+
+    def seconds(path, path_dtype, passes: int = 2) -> float:
+        weights, linear = path
+        inputs = {columns: torch.ones(1, 1, columns, dtype=path_dtype) for _, columns in MLP_SHAPES}
+        columns = [columns for _ in range(len(weights) // len(MLP_SHAPES)) for _, columns in MLP_SHAPES]
+
+        def one_pass() -> None:
+            for weight, width in zip(weights, columns, strict=True):
+                linear(inputs[width], weight)
+
+        one_pass()  # warm
         began = time.perf_counter()
         for _ in range(passes):
-            run()
+            one_pass()
         return time.perf_counter() - began
 
-    timings = [(seconds(run_plain), seconds(run_packed)) for _ in range(rounds)]
-    plain_time = statistics.median(t for t, _ in timings)
-    packed_time = statistics.median(t for _, t in timings)
-    return packed_time * PACKING_MARGIN < plain_time
+    timings = [(seconds(candidate, dtype), seconds(incumbent, against_dtype or dtype)) for _ in range(rounds)]
+    return statistics.median(t for t, _ in timings) * margin < statistics.median(t for _, t in timings)
 
 
 def can_prepack(device: torch.device, dtype: torch.dtype) -> bool:

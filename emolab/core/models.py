@@ -236,11 +236,14 @@ def load_model(
     dtype: str = "auto",
     trust_remote_code: bool = False,
     progress: ProgressCallback | None = None,
+    decoding: bool = False,
 ) -> LoadedModel:
-    """Load `reference`: a local directory, `bundled[:name]`, a .gguf file, or a hub id."""
+    """Load `reference`: a local directory, `bundled[:name]`, a .gguf file, or a hub id.
+
+    decoding: the model will mostly write a token at a time (chat, run), for the auto dtype."""
     source = resolve_source(reference)
     target_device = pick_device(device)
-    target_dtype = pick_dtype(dtype, target_device)
+    target_dtype = pick_dtype(dtype, target_device, decoding=decoding)
     options: dict[str, Any] = dict(device=target_device, dtype=target_dtype, trust_remote_code=trust_remote_code)
     placed: dict[str, Any] = dict(reference=source.reference, device=target_device, dtype=target_dtype)
 

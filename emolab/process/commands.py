@@ -162,6 +162,7 @@ def open_engine(spec: EngineSpec, progress):
         dtype=spec.dtype,
         trust_remote_code=spec.trust_remote_code,
         progress=progress,
+        decoding=True,  # a chat writes far more than it reads
     )
     return Engine(
         loaded,
