@@ -194,6 +194,16 @@ def test_the_bit_check_says_no_without_packing_where_onednn_cannot_pack_bfloat16
     assert lean_llama.packing_keeps_the_bits(tiny_bf16_weights()) is False
 
 
+@pytest.mark.skipif(not lean_llama.onednn_packs(torch.bfloat16), reason="needs oneDNN's bf16 path: AVX512BW+VL+DQ")
+def test_the_bit_check_after_a_requested_packing_says_packed_without_raising(tiny_model_dir):
+    from emolab.core.models import load_model
+
+    weights = load_model(str(tiny_model_dir), dtype="bfloat16").lean_weights
+    LeanLlamaDecoder(weights, probe_layer=1, prepack=True)  # drops the plain copies it owns, unchecked
+    assert lean_llama.packing_keeps_the_bits(weights) is True
+    assert LeanLlamaDecoder(weights, probe_layer=1).prepacked
+
+
 def test_once_the_plain_copies_are_dropped_every_later_decoder_packs(tiny_model_dir, monkeypatch):
     from emolab.core.models import load_model
 

@@ -47,7 +47,7 @@ def pick_device(requested: str = "auto") -> torch.device:
 
 def cpu_has_native_bf16() -> bool:
     """AVX512-BF16 or AMX, and oneDNN able to use it: bf16 matrix products in hardware.
-    Elsewhere bf16 is emulated and slower than fp32."""
+    Elsewhere bf16 products run in software: slower than fp32 for reading, not always for decoding."""
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     hardware = any(getattr(torch.cpu, check, lambda: False)() for check in checks)
     return hardware and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())

@@ -136,6 +136,8 @@ def packing_keeps_the_bits(weights: LlamaWeights) -> bool:
     embed = weights.tensors["model.embed_tokens.weight"]
     if not can_prepack(embed.device, embed.dtype):
         return False  # oneDNN cannot pack these at all here (packing would raise)
+    if key not in weights.prepared and only_packed_copies_left(weights):
+        return True  # packed on request, unchecked; no plain copies are left to check against
     if key not in weights.prepared:
         generator = torch.Generator().manual_seed(0)
         checked = {}
