@@ -149,6 +149,7 @@ def tiny_bf16_weights(hidden: int = 64) -> LlamaWeights:
     return LlamaWeights.from_module(tiny_loaded_model(hidden=hidden).model.to(torch.bfloat16))
 
 
+@pytest.mark.skipif(not lean_llama.onednn_packs(torch.bfloat16), reason="needs oneDNN's bf16 path: AVX512BW+VL+DQ")
 def test_where_the_decoder_packs_bfloat16_it_gives_the_plain_path_s_bits():
     weights = tiny_bf16_weights()
     chosen = LeanLlamaDecoder(weights, probe_layer=2)
