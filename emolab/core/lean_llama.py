@@ -136,27 +136,28 @@ def packing_keeps_the_bits(weights: LlamaWeights) -> bool:
     embed = weights.tensors["model.embed_tokens.weight"]
     if not can_prepack(embed.device, embed.dtype):
         return False  # oneDNN cannot pack these at all here (packing would raise)
-    if key not in weights.prepared and only_packed_copies_left(weights):
+    if key in weights.prepared:
+        return weights.prepared[key]
+    if only_packed_copies_left(weights):
         return True  # packed on request, unchecked; no plain copies are left to check against
-    if key not in weights.prepared:
-        generator = torch.Generator().manual_seed(0)
-        checked = {}
-        with torch.inference_mode():
-            groups = [(names, LAYER_ROWS) for names in layer_projections(0).values()] + [((HEAD,), HEAD_ROWS)]
-            for names, row_counts in groups:
-                linears = _linears(weights, names)
-                packed, plain = PackedProjection(*linears), PlainProjection(*linears)
-                weight = linears[0][0]
-                for rows in row_counts:
-                    x = torch.randn(1, rows, weight.shape[1], generator=generator).to(weight.dtype)
-                    if not torch.equal(packed.fused(x), plain.fused(x)):
-                        weights.prepared[key] = False
-                        return False
-                checked[names] = packed
-        for names, packed in checked.items():
-            _keep(weights, names, packed)
-        weights.prepared[key] = True
-    return weights.prepared[key]
+    generator = torch.Generator().manual_seed(0)
+    checked = {}
+    with torch.inference_mode():
+        groups = [(names, LAYER_ROWS) for names in layer_projections(0).values()] + [((HEAD,), HEAD_ROWS)]
+        for names, row_counts in groups:
+            linears = _linears(weights, names)
+            packed, plain = PackedProjection(*linears), PlainProjection(*linears)
+            weight = linears[0][0]
+            for rows in row_counts:
+                x = torch.randn(1, rows, weight.shape[1], generator=generator).to(weight.dtype)
+                if not torch.equal(packed.fused(x), plain.fused(x)):
+                    weights.prepared[key] = False
+                    return False
+            checked[names] = packed
+    for names, packed in checked.items():
+        _keep(weights, names, packed)
+    weights.prepared[key] = True
+    return True
 
 
 def only_packed_copies_left(weights: LlamaWeights) -> bool:
