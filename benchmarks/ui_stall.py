@@ -57,7 +57,7 @@ async def console_round(pack: str, model: str, tokens: int, dtype: str, size: tu
         view.show = lambda events: seen.extend(events) or show(events)
         link = app.chat.link
         while not link.ready:
-            await pilot.pause(0.02)
+            await asyncio.sleep(0.02)
         engine_ready = time.perf_counter() - built
         stop = False
 
@@ -77,7 +77,7 @@ async def console_round(pack: str, model: str, tokens: int, dtype: str, size: tu
         while sum(1 for event in seen if isinstance(event, Token) and event.source == "reply") < tokens // 3:
             if not link.generating:
                 break
-            await pilot.pause(0.005)
+            await asyncio.sleep(0.005)
         app.query_one(f"#slider-{SLIDER}").focus()
         answered: list[float] = []
         applied = app.chat.steering.applied
@@ -85,7 +85,7 @@ async def console_round(pack: str, model: str, tokens: int, dtype: str, size: tu
         pressed = time.perf_counter()
         await pilot.press("right")
         while link.generating:
-            await pilot.pause(0.05)
+            await asyncio.sleep(0.05)
         ui_cpu = (time.process_time() - cpu) / (time.perf_counter() - wall)
         stop = True
         await task
