@@ -26,7 +26,7 @@ from emolab.tui.turns import Applied, TokenView, TurnLog, TurnView, no_kept_toke
 from emolab.tui.widgets.compare_panes import ComparePanes
 from emolab.tui.widgets.side_panel import SidePanel
 from emolab.tui.widgets.status_bar import StatusBar
-from emolab.tui.widgets.transcript import Transcript, TurnWidget
+from emolab.tui.widgets.transcript import Transcript
 
 DEFAULT_PINNED = ["desperate", "calm", "happy", "sad", "afraid", "angry", "loving", "hostile"]
 
@@ -139,8 +139,9 @@ class ConsoleView(TokenInspection, Vertical):
                 severity="warning",
             )
         self._label(applied.changed)
+        raised = self._present(applied, alerts=True)  # first: an alert marks its token in the transcript
         self.transcript.show(self.turn_log.turns, applied.changed)
-        return self._present(applied, alerts=True)
+        return raised
 
     def _show_lanes(self, events: list[Event]) -> list[Alert]:
         """A compare's events: its two lanes side by side; alerts watch lane 0, the conversation's reply."""
@@ -153,9 +154,9 @@ class ConsoleView(TokenInspection, Vertical):
             elif isinstance(event, LaneEvent) and self.compare is not None:
                 applied = self.compare.apply(event)
                 self._label(applied.changed)
-                self.panes.show_lane(event.lane, applied.changed)
                 if event.lane == 0:
                     raised += self._present(Applied(fresh=applied.fresh), alerts=True)
+                self.panes.show_lane(event.lane, applied.changed)
             elif isinstance(event, CompareFinished) and self.compare is not None:
                 for lane, turn in self.compare.finish(event):
                     self.panes.show_lane(lane, [turn])
@@ -228,13 +229,13 @@ class ConsoleView(TokenInspection, Vertical):
     def watch_smoothed(self, smoothed: bool) -> None:
         self.smoothing_changed(smoothed)
 
-    @on(TurnWidget.TokenClicked)
-    def _clicked(self, message: TurnWidget.TokenClicked) -> None:
+    @on(Transcript.TokenClicked)
+    def _clicked(self, message: Transcript.TokenClicked) -> None:
         if message.token.probe is not None:
             self.select(message.token)
 
-    @on(TurnWidget.TokenHovered)
-    def _hovered(self, message: TurnWidget.TokenHovered) -> None:
+    @on(Transcript.TokenHovered)
+    def _hovered(self, message: Transcript.TokenHovered) -> None:
         self.hovered(message.token)
 
     # -- the steering panel -------------------------------------------------------------------------

@@ -161,10 +161,14 @@ async def test_clicking_a_token_selects_it_and_hovering_shows_it(tiny_model, tin
         await ready(pilot)
         await send(pilot, "hello")
         await settle(pilot)
-        reply = [w for w in app.chat.view.transcript.widgets.values() if w.turn.role == "reply"][0]
-        await pilot.hover(reply, offset=(10, 0))
+        transcript = app.chat.view.transcript
+        reply = next(turn for turn in transcript.turns if turn.role == "reply")
+        transcript.scroll_home(animate=False, immediate=True)
+        await pilot.pause()
+        at = (10, transcript.line_of(reply))  # "model  " and the first tokens: 10 cells from the edge
+        await pilot.hover(transcript, offset=at)
         await pilot.pause()
         assert app.query_one("SignedBars").title.startswith("hover: token")
-        await pilot.click(reply, offset=(10, 0))
+        await pilot.click(transcript, offset=at)
         await pilot.pause()
         assert app.chat.view.transcript.selected is not None

@@ -89,7 +89,7 @@ async def test_a_compare_streams_two_panes_marks_the_first_difference_and_the_se
         assert view.panes.has_class("-open") and not view.transcript.display
         lanes = [compare.reply_tokens(lane) for lane in (0, 1)]
         assert all(len(tokens) == 12 for tokens in lanes)  # both streamed whole replies
-        assert len(view.panes.lane(0).widgets) == len(view.panes.lane(1).widgets) == 2
+        assert len(view.panes.lane(0).turns) == len(view.panes.lane(1).turns) == 2
         ends = [event for event in seen if isinstance(event, CompareFinished)]
         assert len(ends) == 1
         first = ends[0].first_difference
@@ -175,7 +175,7 @@ async def test_a_branch_from_a_selected_token_keeps_its_prefix_reuses_the_cache_
         assert len(new) == 12 and fed == [1] * (1 + len(new))  # the prefix came from the cache
         assert [t.position for t in new] == list(range(original[4].position + 1, original[4].position + 13))
         assert branch.label == "branch 2/2"
-        assert view.query_one("#transcript").widgets[branch].render().plain.startswith("model  [branch 2/2]")
+        assert view.transcript.text_of(branch).startswith("model  [branch 2/2]")
         assert engine(app).conversation.replies[1].ids[:5] == original_ids[:5]
 
         await pilot.press("f8")  # back to the reply as it was

@@ -66,5 +66,5 @@ async def test_the_view_shows_raw_or_smoothed_readouts_but_alerts_on_smoothed_on
 
         view.clear()
         await pilot.pause()
-        assert not view.turn_log.turns and not view.transcript.widgets and not strip.history
+        assert not view.turn_log.turns and not view.transcript.turns and not strip.history
         assert view.show(a_turn(raw, smooth))  # the alerts are armed again

@@ -1,21 +1,29 @@
-"""The transcript: turns of tokens, each tinted by its dominant emotion or by valence."""
+"""The transcript: turns of tokens, each tinted by its dominant emotion or by valence.
+
+One scrolling view drawn line by line (Textual's line API). Each turn is wrapped once, and a
+streaming reply wraps only its new tokens: a token costs as much at the end of a long reply as
+at its start, and a reply that grows a line scrolls the view instead of laying out the screen.
+"""
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
+from rich.segment import Segment
 from rich.style import Style
-from rich.text import Text
 from textual import events
-from textual.containers import VerticalScroll
+from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widget import Widget
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from emolab.core.valence import valence
 from emolab.tui.turns import TokenView, TurnView
 from emolab.tui.widgets.heat_strip import z_colour
+from emolab.tui.widgets.wrapping import WrappedLines
 
 EMOTION_COLOURS = [
     "#e06c75",
@@ -34,13 +42,50 @@ EMOTION_COLOURS = [
 TINT_THRESHOLD = 1.0  # |z| below this stays untinted
 SELECTED = Style(reverse=True)
 DIFFERS = Style(underline=True, bold=True)
+BOLD = Style(bold=True)
+LABEL = Style.parse("bold cyan")
+MARKER = Style.parse("bold black on yellow")
+DIFFERS_MARK = Style.parse("bold white on magenta")
+ALERT = Style.parse("bold red")
+NOTE = Style.parse("italic bright_black")
+EDGE = "█"  # a turn's left edge, as a thick border draws it
+INSET = 3  # the edge, and a cell of padding either side of the text
+
+Piece = tuple[str, Style]
 
 
-class TurnWidget(Widget):
+class TurnLines:
+    """A turn's pieces as last wrapped, so that a turn that only grew wraps only what it gained."""
+
+    def __init__(self) -> None:
+        self.pieces: list[Piece] = []
+        self.wrapped = WrappedLines(1)
+
+    def update(self, pieces: list[Piece], width: int) -> int | None:
+        """Wrap `pieces` at `width`; returns the first line that changed (None: none did)."""
+        old = self.pieces
+        if width == self.wrapped.width and pieces[: len(old)] == old:
+            if len(pieces) == len(old):
+                return None
+            first, new = self.wrapped.count - 1, pieces[len(old) :]
+        else:
+            self.wrapped, first, new = WrappedLines(width), 0, pieces
+        for text, style in new:
+            self.wrapped.append(text, style)
+        self.pieces = pieces
+        return first
+
+
+class Transcript(ScrollView):
+    """Draws a TurnLog's turns (a blank line after each); scrolls with the stream unless the user
+    has scrolled up."""
+
+    COMPONENT_CLASSES = {"transcript--prompt", "transcript--prompt-edge", "transcript--reply-edge"}
     DEFAULT_CSS = """
-    TurnWidget { height: auto; padding: 0 1; margin-bottom: 1; }
-    TurnWidget.prompt { color: $text-muted; border-left: thick $primary-darken-2; }
-    TurnWidget.reply { border-left: thick $success-darken-2; }
+    Transcript { height: 1fr; scrollbar-gutter: stable; scrollbar-size-vertical: 1; }
+    Transcript > .transcript--prompt { color: $text-muted; }
+    Transcript > .transcript--prompt-edge { color: $primary-darken-2; }
+    Transcript > .transcript--reply-edge { color: $success-darken-2; }
     """
 
     @dataclass
@@ -51,48 +96,6 @@ class TurnWidget(Widget):
     class TokenHovered(Message):
         token: TokenView | None  # None: the pointer left the tokens
 
-    def __init__(self, turn: TurnView, transcript: Transcript) -> None:
-        super().__init__(classes=turn.role)
-        self.turn = turn
-        self.transcript = transcript
-
-    def render(self) -> Text:
-        return self.transcript.render_turn(self.turn)
-
-    def repaint(self) -> None:
-        """Redraw the turn; lay the screen out again only when its height changed.
-
-        A layout reflows and repaints the whole screen (about 50 ms here), so one per
-        token stalled the event loop; most tokens do not start a new line.
-        """
-        self.refresh()
-        width = self.content_size.width
-        if not width or self.get_content_height(self.size, self.size, width) != self.content_size.height:
-            self.refresh(layout=True)
-
-    def _token_at(self, event) -> TokenView | None:
-        index = event.style.meta.get("token") if event.style else None
-        if index is None:
-            return None
-        return next((token for token in self.turn.tokens if token.index == index), None)
-
-    def on_click(self, event: events.Click) -> None:
-        token = self._token_at(event)
-        if token is not None:
-            self.post_message(self.TokenClicked(token))
-
-    def on_mouse_move(self, event: events.MouseMove) -> None:
-        self.post_message(self.TokenHovered(self._token_at(event)))
-
-    def on_leave(self, event: events.Leave) -> None:
-        self.post_message(self.TokenHovered(None))
-
-
-class Transcript(VerticalScroll):
-    """Renders a TurnLog's turns; scrolls with the stream unless the user has scrolled up."""
-
-    DEFAULT_CSS = "Transcript { height: 1fr; }"
-
     tint: reactive[str] = reactive("emotion", repaint=False)  # or "valence" or "off"
     smoothed: reactive[bool] = reactive(True, repaint=False)  # tint by smoothed readouts, or each token's own
     selected: reactive[int | None] = reactive(None, repaint=False)  # the index of the selected token
@@ -101,7 +104,10 @@ class Transcript(VerticalScroll):
         super().__init__(id=id)
         self.emotions = emotions
         self.valence = valence  # per emotion: its PC1 coordinate, scaled to [-1, 1]
-        self.widgets: dict[TurnView, TurnWidget] = {}  # in turn order
+        self.turns: list[TurnView] = []
+        self._lines: dict[TurnView, TurnLines] = {}
+        self._starts: list[int] = []  # each turn's first line
+        self._following = True
 
     def watch_tint(self) -> None:
         self.redraw()
@@ -115,70 +121,149 @@ class Transcript(VerticalScroll):
     def colour_of(self, emotion_index: int) -> str:
         return EMOTION_COLOURS[emotion_index % len(EMOTION_COLOURS)]
 
-    def render_turn(self, turn: TurnView) -> Text:
-        text = Text()
-        text.append("you  " if turn.role == "prompt" else "model  ", style="bold")
+    # -- what a turn says ------------------------------------------------------------------------------
+
+    def pieces(self, turn: TurnView) -> list[Piece]:
+        """The turn as styled text: who speaks, its label, its tokens with their marks, its note."""
+        pieces = [("you  " if turn.role == "prompt" else "model  ", BOLD)]
         if turn.label:
-            text.append(f"[{turn.label}]  ", style="bold cyan")
+            pieces.append((f"[{turn.label}]  ", LABEL))
         view = (self.tint, self.smoothed)
         for token in turn.tokens:
             if token.marker:
-                text.append(f" ⟂{token.marker} ", style="bold black on yellow")
+                pieces.append((f" ⟂{token.marker} ", MARKER))
             if token.differs:
-                text.append("≠", style="bold white on magenta")
+                pieces.append(("≠", DIFFERS_MARK))
             style = token.styles.get(view)
-            if style is None:  # a turn is redrawn per token: compute each token's style once, not per redraw
+            if style is None:  # compute each token's style once, not on every redraw of its turn
                 style = token.styles[view] = self._token_style(token) + Style(meta={"token": token.index})
             if token.differs:
                 style += DIFFERS
             if token.index == self.selected:
                 style += SELECTED
-            text.append(token.text, style=style)
+            pieces.append((token.text, style))
             if token.alert:
-                text.append(" ⚠", style="bold red")
+                pieces.append((" ⚠", ALERT))
         if turn.note:
-            text.append(f"  [{turn.note}]", style="italic bright_black")
-        return text
+            pieces.append((f"  [{turn.note}]", NOTE))
+        return pieces
+
+    def text_of(self, turn: TurnView) -> str:
+        """The turn as shown, one wrapped line a line."""
+        lines = self._lines.get(turn)
+        return "\n".join(strip.text for strip in lines.wrapped.lines()) if lines else ""
 
     def _token_style(self, token: TokenView) -> Style:
-        style = Style()
         readout = token.readout(self.smoothed)
         if readout is None or self.tint == "off":
-            return style
+            return Style()
         if self.tint == "valence":
-            value = float(valence(readout, self.valence))
-            return style + Style(color=z_colour(value * 4))
+            return Style(color=z_colour(float(valence(readout, self.valence)) * 4))
         strongest = int(np.argmax(readout))
         if readout[strongest] < TINT_THRESHOLD:
-            return style
-        return style + Style(color=self.colour_of(strongest))
+            return Style()
+        return Style(color=self.colour_of(strongest))
+
+    # -- showing turns ------------------------------------------------------------------------------
 
     @property
     def following(self) -> bool:
-        return self.scroll_y >= self.max_scroll_y - 1
+        """Scrolls with the stream: the view is at its end, or on its way there."""
+        return self._following
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        self._following = new >= self.max_scroll_y - 1  # the user scrolled up, or back down
 
     def show(self, turns: list[TurnView], changed: list[TurnView]) -> None:
-        """Match the widgets to `turns`: keep those of the prefix they share (a chat only grows at
-        its end), rebuild the rest (another branch is shown), redraw `changed`."""
-        follow = self.following
-        shown = list(self.widgets)
+        """Show `turns`: those it shares with what is shown keep their lines (a chat only grows at its
+        end); `changed` and new turns are wrapped again, each from what it gained where it only grew."""
         shared = 0
-        while shared < min(len(shown), len(turns)) and shown[shared] is turns[shared]:
+        while shared < min(len(self.turns), len(turns)) and self.turns[shared] is turns[shared]:
             shared += 1
-        for turn in shown[shared:]:
-            self.widgets.pop(turn).remove()
-        new = [TurnWidget(turn, self) for turn in turns[shared:]]
-        for widget in new:
-            self.widgets[widget.turn] = widget
-        if new:
-            self.mount_all(new)
-        for turn in changed:
-            widget = self.widgets.get(turn)
-            if widget is not None:
-                widget.repaint()
-        if follow and (new or changed):
-            self.call_after_refresh(self.scroll_end, animate=False)
+        replaced = shared < len(self.turns)
+        for turn in self.turns[shared:]:
+            self._lines.pop(turn, None)
+        self.turns = list(turns)
+        self._wrap([*changed, *turns[shared:]], replaced)
 
     def redraw(self) -> None:
-        for widget in self.widgets.values():
-            widget.refresh()
+        """The look of the tokens changed (tint, smoothing, selection): wrap every turn again where it differs."""
+        self._wrap(self.turns, True)
+
+    def on_resize(self) -> None:
+        self._lines.clear()  # a new width: every turn is wrapped again
+        self._wrap(self.turns, True)
+
+    def _wrap(self, turns: list[TurnView], repaint_all: bool) -> None:
+        width = self._width - INSET  # below 1: not laid out yet, or hidden; the next resize wraps
+        position = {turn: at for at, turn in enumerate(self.turns)}
+        firsts: dict[TurnView, int] = {}
+        for turn in turns:
+            if width >= 1 and turn in position and turn not in firsts:
+                first = self._lines.setdefault(turn, TurnLines()).update(self.pieces(turn), width)
+                if first is not None:
+                    firsts[turn] = first
+        self._starts, total = [], 0
+        for turn in self.turns:
+            self._starts.append(total)
+            total += self._lines[turn].wrapped.count + 1 if turn in self._lines else 0
+        self.virtual_size = Size(self._width, total)
+        if repaint_all:
+            self.refresh()
+        elif firsts:
+            top = min(self._starts[position[turn]] + first for turn, first in firsts.items())
+            self.refresh_lines(top, total - top)
+        if self._following and (repaint_all or firsts):
+            self.scroll_end(animate=False, x_axis=False)  # after the refresh, which shows the scrollbar
+
+    def line_of(self, turn: TurnView) -> int:
+        """The turn's first line, from the top of the transcript."""
+        return self._starts[self.turns.index(turn)]
+
+    # -- drawing ------------------------------------------------------------------------------------------
+
+    def _turn_at(self, line: int) -> tuple[TurnView, int] | None:
+        """The turn a line of the transcript shows, and which of its lines (past its last: the blank after it)."""
+        at = bisect_right(self._starts, line) - 1
+        if at < 0 or not self.turns:
+            return None
+        return self.turns[at], line - self._starts[at]
+
+    @property
+    def _width(self) -> int:
+        return self.scrollable_content_region.width  # the scrollbar's gutter is kept free (CSS)
+
+    def render_line(self, y: int) -> Strip:
+        base, width = self.rich_style, self._width
+        found = self._turn_at(self.scroll_offset.y + y)
+        lines = self._lines.get(found[0]) if found else None
+        if lines is None or found[1] >= lines.wrapped.count:
+            return Strip.blank(width, base)
+        turn, row = found
+        role = "prompt" if turn.role == "prompt" else "reply"
+        text = lines.wrapped.line(row).crop_extend(0, max(0, width - INSET), None)
+        if role == "prompt":
+            text = text.apply_style(self.get_component_rich_style("transcript--prompt"))
+        edge = Strip([Segment(EDGE, self.get_component_rich_style(f"transcript--{role}-edge")), Segment(" ")])
+        return Strip.join([edge, text, Strip([Segment(" ")])]).apply_style(base).crop(0, width)
+
+    # -- the pointer ----------------------------------------------------------------------------------------
+
+    def _token_under(self, event: events.MouseEvent) -> TokenView | None:
+        index = event.style.meta.get("token") if event.style else None
+        found = self._turn_at(self.scroll_offset.y + event.y) if index is not None else None
+        if found is None:
+            return None
+        return next((token for token in found[0].tokens if token.index == index), None)
+
+    def on_click(self, event: events.Click) -> None:
+        token = self._token_under(event)
+        if token is not None:
+            self.post_message(self.TokenClicked(token))
+
+    def on_mouse_move(self, event: events.MouseMove) -> None:
+        self.post_message(self.TokenHovered(self._token_under(event)))
+
+    def on_leave(self, event: events.Leave) -> None:
+        self.post_message(self.TokenHovered(None))

@@ -1,0 +1,117 @@
+"""The transcript on its own: wrapping as tokens stream in, and the turns it draws, in a small host app."""
+
+import random
+
+import numpy as np
+from rich.style import Style
+from rich.text import Text
+
+from emolab.tui.turns import TokenView, TurnView
+from emolab.tui.widgets.transcript import Transcript
+from emolab.tui.widgets.wrapping import WrappedLines
+from tests.tui.harness import Host
+
+PROSE = (
+    "The keeper climbed the stairs at dusk, as he had for thirty years, and trimmed the wick. "
+    "Below, the sea\nthrew itself at the rocks; a gull, startled, wheeled off into the weather. "
+    "Supercalifragilisticexpialidocious-length-words-fold-where-no-space-is. 灯台守は窓を拭いた。"
+)
+
+
+def wrapped(pieces: list[str], width: int) -> list[str]:
+    lines = WrappedLines(width)
+    for piece in pieces:
+        lines.append(piece, Style())
+    return [strip.text for strip in lines.lines()]
+
+
+def test_wrapping_agrees_with_rich_on_prose():
+    for width in (7, 12, 20, 33, 60):
+        expected = [line.plain for line in Text(PROSE).wrap(_console(), width)]
+        assert wrapped([PROSE], width) == [line.rstrip() if line.strip() else line for line in expected], width
+
+
+def test_a_word_that_arrives_in_pieces_wraps_as_if_it_came_whole():
+    generator = random.Random(0)
+    for width in (9, 17, 40):
+        pieces, at = [], 0
+        while at < len(PROSE):  # token-like pieces: 1 to 6 characters
+            step = generator.randint(1, 6)
+            pieces.append(PROSE[at : at + step])
+            at += step
+        assert wrapped(pieces, width) == wrapped([PROSE], width)
+
+
+def test_lines_fit_the_width_in_cells_and_keep_each_piece_style():
+    bold, red = Style(bold=True), Style(color="red")
+    lines = WrappedLines(8)
+    lines.append("model  ", bold)
+    lines.append("灯台守は窓を", red)  # two cells a character
+    strips = lines.lines()
+    assert [strip.text for strip in strips] == ["model", "灯台守は", "窓を"]
+    assert all(strip.cell_length <= 8 for strip in strips)
+    assert {segment.style for strip in strips[1:] for segment in strip} == {red}
+
+
+def turn(role: str, texts: list[str], start: int = 0) -> TurnView:
+    tokens = [TokenView(start + k, text, np.zeros(3)) for k, text in enumerate(texts)]
+    return TurnView(role, tokens)
+
+
+def shown(transcript: Transcript) -> list[str]:
+    return [transcript.render_line(y).text.rstrip() for y in range(transcript.size.height)]
+
+
+async def test_turns_are_drawn_with_their_edge_and_a_blank_line_after_each():
+    transcript = Transcript(["calm", "happy", "sad"], np.array([0.0, 1.0, -1.0]))
+    app = Host(transcript)
+    async with app.run_test(size=(30, 10)) as pilot:
+        prompt, reply = turn("prompt", ["hello"]), turn("reply", ["Hi", " there", "."], start=1)
+        transcript.show([prompt, reply], [prompt, reply])
+        await pilot.pause()
+        assert shown(transcript)[:4] == ["█ you  hello", "", "█ model  Hi there.", ""]
+        assert transcript.line_of(reply) == 2 and transcript.text_of(reply) == "model  Hi there."
+
+
+async def test_a_streaming_reply_wraps_only_what_it_gained_and_the_view_follows_it():
+    transcript = Transcript(["calm", "happy", "sad"], np.array([0.0, 1.0, -1.0]))
+    app = Host(transcript)
+    async with app.run_test(size=(24, 6)) as pilot:
+        reply = turn("reply", [])
+        transcript.show([reply], [reply])
+        for k, word in enumerate(PROSE.split(" ")[:40]):
+            reply.tokens.append(TokenView(k, " " + word, np.zeros(3)))
+            lines = transcript._lines[reply]
+            before = lines.wrapped.count
+            transcript.show([reply], [reply])
+            assert len(lines.pieces) == k + 2  # "model  " and the tokens so far
+            assert lines.wrapped.count >= before  # appended, never re-wrapped from the top
+        await pilot.pause()
+        expected = wrapped([piece for piece, _ in lines.pieces], transcript.scrollable_content_region.width - 3)
+        assert transcript.text_of(reply).splitlines() == expected
+        assert transcript.following and transcript.scroll_y == transcript.max_scroll_y > 0
+        assert shown(transcript)[-2] == "█ " + expected[-1]  # the last line above the blank one
+
+
+async def test_a_new_selection_or_tint_redraws_the_tokens_it_touches():
+    transcript = Transcript(["calm", "happy", "sad"], np.array([0.0, 1.0, -1.0]))
+    app = Host(transcript)
+    async with app.run_test(size=(40, 6)) as pilot:
+        reply = turn("reply", ["a", "b", "c"])
+        reply.tokens[1].probe = np.array([0.0, 3.0, 0.0])  # happy, strongly: tinted
+        transcript.show([reply], [reply])
+        await pilot.pause()
+        styles = {piece: style for piece, style in transcript._lines[reply].pieces}
+        assert styles["b"].color is not None and styles["a"].color is None
+        transcript.selected = 1
+        await pilot.pause()
+        assert dict(transcript._lines[reply].pieces)["b"].reverse
+        transcript.tint = "off"
+        await pilot.pause()
+        assert dict(transcript._lines[reply].pieces)["b"].color is None
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(width=200)
