@@ -126,7 +126,7 @@ def console_app(
         def loader(progress):
             from emolab.process.commands import open_engine
 
-            return open_engine(spec, progress)
+            return open_engine(spec, progress, ui_in_this_process=True)
 
         link = in_this_process(loader, spec.pack)
     else:

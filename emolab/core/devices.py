@@ -99,12 +99,11 @@ def dtype_name(dtype: torch.dtype) -> str:
 
 
 def threads_beside_a_ui(device: torch.device) -> int | None:
-    """Intra-op threads for decoding beside the console's UI (in its process, or in a child process
-    on the same machine): all cores but one.
+    """Intra-op threads for decoding beside the console's UI in the same process: all cores but one.
 
-    On the CPU, two OpenMP threads on two cores beside a busy UI spend their time waiting for each
-    other at barriers; one thread on its own core decoded faster in the console
-    (benchmarks/ui_stall.py). None off the CPU, or when OMP_NUM_THREADS says what the user wants.
+    On the CPU, two OpenMP threads on two cores beside a UI thread that takes the GIL half the
+    time spend theirs waiting for each other at barriers; one thread on its own core decoded
+    faster (benchmarks/ui_stall.py). None off the CPU, or when OMP_NUM_THREADS says what the user wants.
     """
     if device.type != "cpu" or os.environ.get("OMP_NUM_THREADS"):
         return None

@@ -1,7 +1,7 @@
 """The engine's own process: `python -m emolab.process.child FD PARENT_PID`, started by the console.
 
 FD is this end of a socket pair with the console. The console sends the EngineSpec first, then
-commands; this process loads the model and the pack, decodes on the main thread (leaving the console a core),
+commands; this process loads the model and the pack, decodes on the main thread with every core,
 and sends progress, readiness, batches of events and replies. Commands are read on a thread of
 their own, so a slider change reaches the engine while a reply streams, from the next token on.
 

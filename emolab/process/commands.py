@@ -18,7 +18,7 @@ from emolab.core.errors import EmolabError
 from emolab.core.events import Event, Token
 from emolab.core.sampling import Sampling
 
-BATCH_SECONDS = 0.03  # events that come faster than this are sent together (a prompt's tokens arrive at once)
+BATCH_SECONDS = 0.1  # events that come faster are sent (and shown) together: the console draws about 10 frames a second
 
 
 @dataclass(frozen=True)
@@ -146,9 +146,13 @@ class EngineSpec:
         return cls(**document)
 
 
-def open_engine(spec: EngineSpec, progress):
-    """Load the model and the pack and build the engine (in whichever process runs it), to decode
-    beside the console: on the CPU with a core left to the console's UI (devices.threads_beside_a_ui)."""
+def open_engine(spec: EngineSpec, progress, *, ui_in_this_process: bool = False):
+    """Load the model and the pack and build the engine (in whichever process runs it).
+
+    In its own process the engine decodes with every core: the console's UI, in another process,
+    takes about a tenth of a core while a reply streams. Beside a UI in this process (whose thread
+    takes the GIL) it leaves that UI a core (devices.threads_beside_a_ui). benchmarks/ui_stall.py
+    measured both on two cores."""
     from emolab.cli.options import load_checked
     from emolab.core.devices import threads_beside_a_ui
     from emolab.core.engine import Engine
@@ -169,5 +173,5 @@ def open_engine(spec: EngineSpec, progress):
         pack,
         sampling=Sampling(**spec.sampling),
         system_prompt=spec.system,
-        decode_threads=threads_beside_a_ui(loaded.device),
+        decode_threads=threads_beside_a_ui(loaded.device) if ui_in_this_process else None,
     )

@@ -22,6 +22,7 @@ class ValenceArousalPlane(Widget):
         self.extent = np.abs(points).max(axis=0).clip(min=1e-6) if len(points) else np.ones(2)
         self.marker: tuple[float, float] | None = None
         self.label = ""
+        self._drawn: tuple | None = None  # the marker's cell and label as last drawn
 
     def place(self, probe: np.ndarray) -> None:
         """Put the marker at the z-weighted mean position of the emotions that read positive."""
@@ -32,7 +33,16 @@ class ValenceArousalPlane(Widget):
             x, y = (weights[:, None] * self.points).sum(axis=0) / weights.sum()
             self.marker = (float(x), float(y))
             self.label = self.emotions[int(np.argmax(probe))]
-        self.refresh()
+        if (self._cell(), self.label) != self._drawn:  # most tokens move the marker within its cell
+            self.refresh()
+
+    def _cell(self) -> tuple[int, int] | None:
+        """The marker's row and column."""
+        if self.marker is None:
+            return None
+        width, rows = max(9, self.size.width), max(3, self.size.height) - 1
+        x, y = self.marker[0] / self.extent[0], self.marker[1] / self.extent[1]
+        return round((1 - (y + 1) / 2) * (rows - 1)), round((x + 1) / 2 * (width - 1))
 
     def render(self) -> Text:
         width, height = max(9, self.size.width), max(3, self.size.height)
@@ -40,11 +50,8 @@ class ValenceArousalPlane(Widget):
         middle_row, middle_column = rows // 2, width // 2
         axis = "─" * middle_column + "┼" + "─" * (width - middle_column - 1)
         blank = " " * middle_column + "│" + " " * (width - middle_column - 1)
-        marker_cell = None
-        if self.marker is not None:
-            x = self.marker[0] / self.extent[0]
-            y = self.marker[1] / self.extent[1]
-            marker_cell = (round((1 - (y + 1) / 2) * (rows - 1)), round((x + 1) / 2 * (width - 1)))
+        marker_cell = self._cell()
+        self._drawn = (marker_cell, self.label)
         text = Text(no_wrap=True, overflow="crop")
         for row in range(rows):
             line = axis if row == middle_row else blank
