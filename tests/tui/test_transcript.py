@@ -90,6 +90,7 @@ async def test_a_streaming_reply_wraps_only_what_it_gained_and_the_view_follows_
         expected = wrapped([piece for piece, _ in lines.pieces], transcript.scrollable_content_region.width - 3)
         assert transcript.text_of(reply).splitlines() == expected
         assert transcript.following and transcript.scroll_y == transcript.max_scroll_y > 0
+        assert transcript.vertical_scrollbar.window_virtual_size == transcript.virtual_size.height == len(expected) + 1
         assert shown(transcript)[-2] == "█ " + expected[-1]  # the last line above the blank one
 
 

@@ -16,7 +16,7 @@ from rich.style import Style
 from textual import events
 from textual.geometry import Size
 from textual.message import Message
-from textual.reactive import reactive
+from textual.reactive import Reactive, reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
@@ -60,6 +60,7 @@ class TurnLines:
     def __init__(self) -> None:
         self.pieces: list[Piece] = []
         self.wrapped = WrappedLines(1)
+        self.drawn: dict[int, Strip] = {}  # lines as drawn, with the turn's edge: a scroll redraws them all
 
     def update(self, pieces: list[Piece], width: int) -> int | None:
         """Wrap `pieces` at `width`; returns the first line that changed (None: none did)."""
@@ -73,6 +74,7 @@ class TurnLines:
         for text, style in new:
             self.wrapped.append(text, style)
         self.pieces = pieces
+        self.drawn = {row: strip for row, strip in self.drawn.items() if row < first}
         return first
 
 
@@ -82,7 +84,7 @@ class Transcript(ScrollView):
 
     COMPONENT_CLASSES = {"transcript--prompt", "transcript--prompt-edge", "transcript--reply-edge"}
     DEFAULT_CSS = """
-    Transcript { height: 1fr; scrollbar-gutter: stable; scrollbar-size-vertical: 1; }
+    Transcript { height: 1fr; overflow-y: scroll; scrollbar-size-vertical: 1; }
     Transcript > .transcript--prompt { color: $text-muted; }
     Transcript > .transcript--prompt-edge { color: $primary-darken-2; }
     Transcript > .transcript--reply-edge { color: $success-darken-2; }
@@ -96,6 +98,9 @@ class Transcript(ScrollView):
     class TokenHovered(Message):
         token: TokenView | None  # None: the pointer left the tokens
 
+    # A reply that grows a line grows the virtual size. With the scrollbar always shown, that needs
+    # no layout of the screen (a widget's default asks for one: 13 ms at 160×48, ui_stall.py).
+    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False)
     tint: reactive[str] = reactive("emotion", repaint=False)  # or "valence" or "off"
     smoothed: reactive[bool] = reactive(True, repaint=False)  # tint by smoothed readouts, or each token's own
     selected: reactive[int | None] = reactive(None, repaint=False)  # the index of the selected token
@@ -165,6 +170,11 @@ class Transcript(ScrollView):
         return Style(color=self.colour_of(strongest))
 
     # -- showing turns ------------------------------------------------------------------------------
+
+    def watch_virtual_size(self, size: Size) -> None:
+        if self.show_vertical_scrollbar:  # the scrollbar's thumb, which a layout would have updated
+            self.vertical_scrollbar.window_virtual_size = size.height
+            self.vertical_scrollbar.window_size = self.scrollable_content_region.height
 
     @property
     def following(self) -> bool:
@@ -241,12 +251,20 @@ class Transcript(ScrollView):
         if lines is None or found[1] >= lines.wrapped.count:
             return Strip.blank(width, base)
         turn, row = found
-        role = "prompt" if turn.role == "prompt" else "reply"
-        text = lines.wrapped.line(row).crop_extend(0, max(0, width - INSET), None)
-        if role == "prompt":
-            text = text.apply_style(self.get_component_rich_style("transcript--prompt"))
-        edge = Strip([Segment(EDGE, self.get_component_rich_style(f"transcript--{role}-edge")), Segment(" ")])
-        return Strip.join([edge, text, Strip([Segment(" ")])]).apply_style(base).crop(0, width)
+        strip = lines.drawn.get(row)
+        if strip is None:
+            role = "prompt" if turn.role == "prompt" else "reply"
+            text = lines.wrapped.line(row).crop_extend(0, max(0, width - INSET), None)
+            if role == "prompt":
+                text = text.apply_style(self.get_component_rich_style("transcript--prompt"))
+            edge = Strip([Segment(EDGE, self.get_component_rich_style(f"transcript--{role}-edge")), Segment(" ")])
+            strip = lines.drawn[row] = Strip.join([edge, text, Strip([Segment(" ")])]).apply_style(base).crop(0, width)
+        return strip
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        for lines in self._lines.values():  # a new theme: the same lines, drawn in its colours
+            lines.drawn.clear()
 
     # -- the pointer ----------------------------------------------------------------------------------------
 
