@@ -181,7 +181,7 @@ class ConsoleView(TokenInspection, Vertical):
             if self.transcript.selected is None:
                 self._show_token(applied.fresh[-1])
         if applied.speed is not None:
-            self.status.speed = f"{applied.speed:.1f} tok/s"
+            self.status.show_live(speed=f"{applied.speed:.1f} tok/s")
         return raised
 
     def _label(self, turns: list[TurnView]) -> None:

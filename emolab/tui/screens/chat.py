@@ -193,7 +193,7 @@ class ChatScreen(ChatActions, ConsoleScreen):
         for alert in self.view.show(message.events):
             self.recorder.record_note("alert", **alert.__dict__)
         self.link.saw(message.events)
-        self.view.status.context = self.link.context()
+        self.view.status.show_live(context=self.link.context())
 
     @on(GenerationEnded)
     def _ended(self, message: GenerationEnded) -> None:

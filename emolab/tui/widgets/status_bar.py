@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.text import Text
 from textual.reactive import reactive
+from textual.timer import Timer
 from textual.widget import Widget
+
+LIVE_SECONDS = 1.0  # how often values that change with every token are drawn
 
 
 class StatusBar(Widget):
@@ -17,6 +22,27 @@ class StatusBar(Widget):
     session: reactive[str] = reactive("")
     state: reactive[str] = reactive("")
     readouts: reactive[str] = reactive("")  # smoothed (and how much) or raw
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._drawn_live = 0.0
+        self._pending: Timer | None = None
+
+    def show_live(self, **parts: str) -> None:
+        """Set parts that change with every token (speed, context): drawn at most once a second, so
+        that the status line does not widen every frame of a streaming reply to the whole screen."""
+        for name, value in parts.items():
+            self.set_reactive(getattr(StatusBar, name), value)
+        wait = LIVE_SECONDS - (time.monotonic() - self._drawn_live)
+        if wait <= 0:
+            self._draw_live()
+        elif self._pending is None:
+            self._pending = self.set_timer(wait, self._draw_live)
+
+    def _draw_live(self) -> None:
+        self._pending = None
+        self._drawn_live = time.monotonic()
+        self.refresh()
 
     def render(self) -> Text:
         parts = [self.state, self.model, self.pack, self.speed, self.context, self.readouts, self.session]

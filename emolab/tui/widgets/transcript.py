@@ -245,14 +245,14 @@ class Transcript(ScrollView):
         return self.scrollable_content_region.width  # the scrollbar's gutter is kept free (CSS)
 
     def render_line(self, y: int) -> Strip:
-        base, width = self.rich_style, self._width
         found = self._turn_at(self.scroll_offset.y + y)
         lines = self._lines.get(found[0]) if found else None
         if lines is None or found[1] >= lines.wrapped.count:
-            return Strip.blank(width, base)
+            return Strip.blank(self._width, self.rich_style)
         turn, row = found
         strip = lines.drawn.get(row)
-        if strip is None:
+        if strip is None:  # the widget's style and width are worth computing only here
+            base, width = self.rich_style, self._width
             role = "prompt" if turn.role == "prompt" else "reply"
             text = lines.wrapped.line(row).crop_extend(0, max(0, width - INSET), None)
             if role == "prompt":
