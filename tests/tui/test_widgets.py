@@ -85,11 +85,11 @@ async def test_the_plane_marks_the_weighted_position_of_the_emotions_that_read_p
     async with app.run_test(size=(41, 8)) as pilot:
         plane.place(np.array([3.0, -2.0, 0.0]))  # only happy reads positive: top right
         await pilot.pause()
-        rows = plane.render().plain.splitlines()
+        rows = [line.rstrip() for line in lines(plane)]
         row = next(i for i, line in enumerate(rows) if "◉" in line)
         assert row == 0 and rows[row].index("◉") == 40 and rows[-1].endswith("happy")
         plane.place(np.array([-1.0, -1.0, -1.0]))  # nothing positive: the centre, no label
         await pilot.pause()
-        rows = plane.render().plain.splitlines()
+        rows = [line.rstrip() for line in lines(plane)]
         marked = [line for line in rows if "◉" in line]
         assert len(marked) == 1 and marked[0].index("◉") == 20 and not rows[-1].endswith("happy")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
+from rich.segment import Segment
 from rich.style import Style
-from rich.text import Text
-from textual.widget import Widget
+from textual.strip import Strip
+
+from emolab.tui.widgets.cached_lines import CachedLines
 
 DIM = Style(color="bright_black")
 MARKER = Style(color="yellow", bold=True)
 
 
-class ValenceArousalPlane(Widget):
+class ValenceArousalPlane(CachedLines):
     DEFAULT_CSS = "ValenceArousalPlane { height: 7; }"
 
     def __init__(self, coords: dict[str, tuple[float, float]], emotions: list[str], *, id: str | None = None) -> None:
@@ -34,7 +36,7 @@ class ValenceArousalPlane(Widget):
             self.marker = (float(x), float(y))
             self.label = self.emotions[int(np.argmax(probe))]
         if (self._cell(), self.label) != self._drawn:  # most tokens move the marker within its cell
-            self.refresh()
+            self.redraw()
 
     def _cell(self) -> tuple[int, int] | None:
         """The marker's row and column."""
@@ -44,25 +46,21 @@ class ValenceArousalPlane(Widget):
         x, y = self.marker[0] / self.extent[0], self.marker[1] / self.extent[1]
         return round((1 - (y + 1) / 2) * (rows - 1)), round((x + 1) / 2 * (width - 1))
 
-    def render(self) -> Text:
-        width, height = max(9, self.size.width), max(3, self.size.height)
-        rows = height - 1
-        middle_row, middle_column = rows // 2, width // 2
-        axis = "─" * middle_column + "┼" + "─" * (width - middle_column - 1)
-        blank = " " * middle_column + "│" + " " * (width - middle_column - 1)
-        marker_cell = self._cell()
-        self._drawn = (marker_cell, self.label)
-        text = Text(no_wrap=True, overflow="crop")
+    def draw(self) -> list[Strip]:
+        base, width = self.rich_style, self.size.width
+        columns, rows = max(9, width), max(3, self.size.height) - 1
+        middle = columns // 2
+        axis = "─" * middle + "┼" + "─" * (columns - middle - 1)
+        blank = " " * middle + "│" + " " * (columns - middle - 1)
+        cell = self._cell()
+        self._drawn = (cell, self.label)
+        dim, marker = base + DIM, base + MARKER
+        lines = []
         for row in range(rows):
-            line = axis if row == middle_row else blank
-            if marker_cell and marker_cell[0] == row:
-                column = marker_cell[1]
-                text.append(line[:column], style=DIM)
-                text.append("◉", style=MARKER)
-                text.append(line[column + 1 :], style=DIM)
+            line = axis if row == rows // 2 else blank
+            if cell is not None and cell[0] == row:
+                lines.append([Segment(line[: cell[1]], dim), Segment("◉", marker), Segment(line[cell[1] + 1 :], dim)])
             else:
-                text.append(line, style=DIM)
-            text.append("\n")
-        caption = f"−valence  +valence   ↑arousal  {self.label}"
-        text.append(caption[:width], style=DIM)
-        return text
+                lines.append([Segment(line, dim)])
+        lines.append([Segment(f"−valence  +valence   ↑arousal  {self.label}"[:columns], dim)])
+        return [Strip(segments).adjust_cell_length(width, base) for segments in lines]
