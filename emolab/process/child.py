@@ -123,6 +123,9 @@ def read_commands(
 
 def main(argv: list[str]) -> None:
     descriptor, parent = int(argv[1]), int(argv[2])
+    # A command waits for the GIL while the decode loop runs Python: at most 1 ms, not the default
+    # 5 ms, so that a slider change is read by the next forward pass (only a waiting thread switches).
+    sys.setswitchinterval(0.001)
     watch_parent(parent)
     serve(Connection(descriptor))  # returns only if the load failed: the console has the reason, and this ends
 

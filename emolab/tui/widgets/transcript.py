@@ -225,7 +225,7 @@ class Transcript(ScrollView):
             top = min(self._starts[position[turn]] + first for turn, first in firsts.items())
             self.refresh_lines(top, total - top)
         if self._following and (repaint_all or firsts):
-            self.scroll_end(animate=False, x_axis=False)  # after the refresh, which shows the scrollbar
+            self.scroll_end(animate=False, immediate=True, x_axis=False)  # in this frame, not one more
 
     def line_of(self, turn: TurnView) -> int:
         """The turn's first line, from the top of the transcript."""
