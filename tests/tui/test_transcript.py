@@ -53,6 +53,10 @@ def test_lines_fit_the_width_in_cells_and_keep_each_piece_style():
     assert {segment.style for strip in strips[1:] for segment in strip} == {red}
 
 
+def test_a_line_narrower_than_a_character_holds_that_character_alone():
+    assert wrapped(["灯台 a"], 1) == ["灯", "台", "a"]
+
+
 def turn(role: str, texts: list[str], start: int = 0) -> TurnView:
     tokens = [TokenView(start + k, text, np.zeros(3)) for k, text in enumerate(texts)]
     return TurnView(role, tokens)

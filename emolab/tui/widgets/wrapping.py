@@ -63,10 +63,10 @@ class WrappedLines:
             self._put(character, style, cells)
             self._break = len(self._line)
             return
-        if self._cells + cells > self.width:
+        if self._line and self._cells + cells > self.width:
             # the word so far goes down with this character, unless it fills the line alone
             self._end_line(self._break if self._break else len(self._line))
-            if self._cells + cells > self.width:  # the word is longer than a line: fold it
+            if self._line and self._cells + cells > self.width:  # the word is longer than a line: fold it
                 self._end_line(len(self._line))
         self._put(character, style, cells)
 
