@@ -26,6 +26,7 @@ class TokenView:
     marker: str | None = None  # a steering change that took effect on this token
     alert: str | None = None
     differs: bool = False  # a compare's two replies first differ here
+    source: str = "prompt"  # or "reply": the model read this token, or wrote it
     styles: dict[tuple[str, bool], Style] = field(default_factory=dict, repr=False)  # per view, computed once
 
     def readout(self, smoothed: bool) -> np.ndarray | None:
@@ -128,7 +129,9 @@ class TurnLog:
         if turn is None or (reply and turn.role != "reply"):
             turn = self._open("reply" if reply else "prompt", applied)
         self._touch(turn, applied)
-        token = TokenView(event.index, event.text, event.probe, event.smoothed, position=event.position)
+        token = TokenView(
+            event.index, event.text, event.probe, event.smoothed, position=event.position, source=event.source
+        )
         if reply and (event.steering_version != self._last_version or (not turn.tokens and event.steering)):
             token.marker = ", ".join(f"{n} {v:+.2f}" for n, v in event.steering.items()) or "steering off"
         self._last_version = event.steering_version

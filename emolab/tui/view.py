@@ -167,7 +167,9 @@ class ConsoleView(TokenInspection, Vertical):
     def _present(self, applied: Applied, *, alerts: bool) -> list[Alert]:
         """What new tokens show besides themselves: alerts, the heat strip, the live readout, the speed."""
         raised: list[Alert] = []
-        for token in applied.fresh if alerts else []:
+        # Alerts watch what the model writes. A prompt is read, and its chat-template header reads far
+        # off the scale the thresholds were calibrated on (plain text): afraid z=11.8 on "system".
+        for token in [token for token in applied.fresh if token.source == "reply"] if alerts else []:
             found = self.monitor.check(token.readout(True), token.index, token.text)
             if found:
                 token.alert = found[-1].emotion

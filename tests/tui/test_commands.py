@@ -32,9 +32,10 @@ async def test_crossing_a_threshold_raises_a_visible_alert(tiny_model, tiny_pack
         alerts = app.chat.view.monitor.raised
         assert len(alerts) == 1  # it rose through once, then stayed above
         alert = alerts[0]
-        assert alert.emotion == "afraid" and alert.token_index == 1
+        first_written = next(t for t in app.chat.view.turn_log.tokens() if t.source == "reply")
+        assert alert.emotion == "afraid" and alert.token_index == first_written.index  # the prompt is not watched
         flagged = [t for turn in app.chat.view.turn_log.turns for t in turn.tokens if t.alert]
-        assert [t.index for t in flagged] == [1]
+        assert [t.index for t in flagged] == [first_written.index]
         assert "afraid" in str(app.query_one("#alerts").render())
 
 
