@@ -7,7 +7,8 @@ count, prompt excluded), the console's worst event-loop stall (a 5 ms ticker; a 
 late a tick fires), the window-ready and engine-ready times, the console process's RSS, and
 the share of a core the console process used while the reply streamed, and
 the latency from a slider key press to the engine's answer (a round trip) and to the forward
-pass that reads the new state (the pass in flight at the press finishes first).
+pass that reads the new state (the pass in flight at the press finishes first). The slider is
+focused 0.3 s before the key press, as a hand would.
 
     python benchmarks/ui_stall.py [--tokens 120] [--rounds 3] [--pack PACK] [--dtype auto] [--size 160x48]
 
@@ -79,6 +80,7 @@ async def console_round(pack: str, model: str, tokens: int, dtype: str, size: tu
                 break
             await asyncio.sleep(0.005)
         app.query_one(f"#slider-{SLIDER}").focus()
+        await asyncio.sleep(0.3)  # the focus change redraws the footer: the key press is measured on its own
         answered: list[float] = []
         applied = app.chat.steering.applied
         app.chat.steering.applied = lambda change: answered.append(time.perf_counter()) or applied(change)
