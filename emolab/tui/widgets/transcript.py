@@ -224,7 +224,7 @@ class Transcript(ScrollView):
         elif firsts:
             top = min(self._starts[position[turn]] + first for turn, first in firsts.items())
             self.refresh_lines(top, total - top)
-        if self._following and (repaint_all or firsts):
+        if self._following and width >= 1 and (repaint_all or firsts):
             self.scroll_end(animate=False, immediate=True, x_axis=False)  # in this frame, not one more
 
     def line_of(self, turn: TurnView) -> int:
