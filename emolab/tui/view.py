@@ -169,7 +169,8 @@ class ConsoleView(TokenInspection, Vertical):
         raised: list[Alert] = []
         # Alerts watch what the model writes. A prompt is read, and its chat-template header reads far
         # off the scale the thresholds were calibrated on (plain text): afraid z=11.8 on "system".
-        for token in [token for token in applied.fresh if token.source == "reply"] if alerts else []:
+        watched = [token for token in applied.fresh if token.source == "reply"] if alerts else []
+        for token in watched:
             found = self.monitor.check(token.readout(True), token.index, token.text)
             if found:
                 token.alert = found[-1].emotion
