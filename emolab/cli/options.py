@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
 
 import click
 
 from emolab.core.errors import EmolabError
-
-if TYPE_CHECKING:
-    from emolab.core.models import ProgressCallback
 
 
 def model_options(function):
@@ -59,27 +55,11 @@ def open_model(pack, model, device, dtype, trust_remote_code, *, decoding: bool 
         )
 
 
-def load_checked(
-    pack,
-    reference: str,
-    *,
-    device: str,
-    dtype: str,
-    trust_remote_code: bool,
-    progress: ProgressCallback | None,
-    decoding: bool = False,
-):
-    """Load a model and check that the pack (if any) was built for its shape."""
+def load_checked(pack, reference: str, **options):
+    """`load_model(reference, **options)`, then check that the pack (if any) was built for its shape."""
     from emolab.core.models import load_model
 
-    loaded = load_model(
-        reference,
-        device=device,
-        dtype=dtype,
-        trust_remote_code=trust_remote_code,
-        progress=progress,
-        decoding=decoding,
-    )
+    loaded = load_model(reference, **options)
     if pack is not None:
         pack.check_model(loaded.hidden_size, loaded.num_layers, loaded.reference)
     return loaded
