@@ -209,8 +209,8 @@ class Transcript(ScrollView):
         width = self._width - INSET  # below 1: not laid out yet, or hidden; the next resize wraps
         position = {turn: at for at, turn in enumerate(self.turns)}
         firsts: dict[TurnView, int] = {}
-        for turn in turns:
-            if width >= 1 and turn in position and turn not in firsts:
+        for turn in dict.fromkeys(turns):  # a changed turn may also be a new one
+            if width >= 1 and turn in position:
                 first = self._lines.setdefault(turn, TurnLines()).update(self.pieces(turn), width)
                 if first is not None:
                     firsts[turn] = first

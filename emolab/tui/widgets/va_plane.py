@@ -38,17 +38,21 @@ class ValenceArousalPlane(CachedLines):
         if (self._cell(), self.label) != self._drawn:  # most tokens move the marker within its cell
             self.redraw()
 
+    def _grid(self) -> tuple[int, int]:
+        """The plane's columns and rows (the caption's line below them)."""
+        return max(9, self.size.width), max(3, self.size.height) - 1
+
     def _cell(self) -> tuple[int, int] | None:
         """The marker's row and column."""
         if self.marker is None:
             return None
-        width, rows = max(9, self.size.width), max(3, self.size.height) - 1
+        columns, rows = self._grid()
         x, y = self.marker[0] / self.extent[0], self.marker[1] / self.extent[1]
-        return round((1 - (y + 1) / 2) * (rows - 1)), round((x + 1) / 2 * (width - 1))
+        return round((1 - (y + 1) / 2) * (rows - 1)), round((x + 1) / 2 * (columns - 1))
 
     def draw(self) -> list[Strip]:
         base, width = self.rich_style, self.size.width
-        columns, rows = max(9, width), max(3, self.size.height) - 1
+        columns, rows = self._grid()
         middle = columns // 2
         axis = "─" * middle + "┼" + "─" * (columns - middle - 1)
         blank = " " * middle + "│" + " " * (columns - middle - 1)
