@@ -93,3 +93,21 @@ async def test_the_plane_marks_the_weighted_position_of_the_emotions_that_read_p
         rows = [line.rstrip() for line in lines(plane)]
         marked = [line for line in rows if "◉" in line]
         assert len(marked) == 1 and marked[0].index("◉") == 20 and not rows[-1].endswith("happy")
+
+
+async def test_the_status_line_draws_live_values_at_most_once_a_period_and_then_the_latest():
+    from emolab.tui.widgets.status_bar import LIVE_SECONDS, StatusBar
+
+    bar = StatusBar()
+    app = Host(bar)
+    async with app.run_test(size=(60, 1)) as pilot:
+        bar.show_live(speed="AAA")  # the first change in a period is drawn at once
+        await pilot.pause()
+        assert "AAA" in app.export_screenshot()
+        bar.show_live(speed="BBB", context="CCC")  # the next waits for the period's end
+        await pilot.pause()
+        shown = app.export_screenshot()
+        assert "AAA" in shown and "BBB" not in shown
+        await pilot.pause(LIVE_SECONDS + 0.2)
+        shown = app.export_screenshot()
+        assert "BBB" in shown and "CCC" in shown
