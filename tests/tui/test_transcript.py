@@ -1,6 +1,7 @@
 """The transcript on its own: wrapping as tokens stream in, and the turns it draws, in a small host app."""
 
 import random
+from itertools import pairwise
 
 import numpy as np
 from rich.style import Style
@@ -96,6 +97,59 @@ async def test_a_streaming_reply_wraps_only_what_it_gained_and_the_view_follows_
         assert transcript.following and transcript.scroll_y == transcript.max_scroll_y > 0
         assert transcript.vertical_scrollbar.window_virtual_size == transcript.virtual_size.height == len(expected) + 1
         assert shown(transcript)[-2] == "█ " + expected[-1]  # the last line above the blank one
+
+
+async def test_a_tall_view_follows_the_stream_a_step_of_lines_at_a_time_with_the_newest_in_view():
+    transcript = Transcript(["calm", "happy", "sad"], np.array([0.0, 1.0, -1.0]))
+    app = Host(transcript)
+    async with app.run_test(size=(30, 36)) as pilot:
+        reply = turn("reply", [])
+        transcript.show([reply], [reply])
+        await pilot.pause()
+        height = transcript.scrollable_content_region.height
+        offsets = []
+        for k, word in enumerate((PROSE.split(" ") * 8)[:250]):
+            reply.tokens.append(TokenView(k, " " + word, np.zeros(3)))
+            transcript.show([reply], [reply])
+            newest = transcript._lines[reply].wrapped.count - 1
+            assert transcript.scroll_y <= newest < transcript.scroll_y + height
+            offsets.append(transcript.scroll_y)
+        assert transcript.virtual_size.height % 3 == 0  # 36 rows: a step of 3
+        assert {after - before for before, after in pairwise(offsets) if after != before} == {3}
+
+
+async def test_the_scrollbar_redraws_only_the_rows_a_moving_thumb_changes_and_draws_as_textuals_does():
+    from textual.widget import Widget
+
+    transcript = Transcript(["calm", "happy", "sad"], np.array([0.0, 1.0, -1.0]))
+    app = Host(transcript)
+    async with app.run_test(size=(30, 20)) as pilot:
+        reply = turn("reply", [" " + word for word in (PROSE.split(" ") * 6)])
+        transcript.show([reply], [reply])
+        await pilot.pause()
+        bar = transcript.vertical_scrollbar
+        console = app.console
+        textuals = console.render_lines(bar.render(), console.options.update_dimensions(1, bar.size.height))
+        assert [bar.render_line(y).text for y in range(bar.size.height)] == [
+            "".join(s.text for s in line) for line in textuals
+        ]
+        assert [list(bar.render_line(y)) for y in range(bar.size.height)] == textuals
+
+        marked = []
+        refresh = Widget.refresh
+
+        def spy(widget, *regions, **options):
+            if widget is bar:
+                marked.append(regions)
+            return refresh(widget, *regions, **options)
+
+        Widget.refresh = spy
+        try:
+            transcript.scroll_to(y=transcript.scroll_y - 1, animate=False, immediate=True)
+        finally:
+            Widget.refresh = refresh
+        assert marked and all(len(regions) == 1 and regions[0].height == 1 for regions in marked)
+        assert len(marked) <= 2  # the thumb's two ends
 
 
 async def test_a_new_selection_or_tint_redraws_the_tokens_it_touches():

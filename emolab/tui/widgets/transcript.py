@@ -18,11 +18,13 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import Reactive, reactive
 from textual.scroll_view import ScrollView
+from textual.scrollbar import ScrollBar
 from textual.strip import Strip
 
 from emolab.core.valence import valence
 from emolab.tui.turns import TokenView, TurnView
 from emolab.tui.widgets.heat_strip import z_colour
+from emolab.tui.widgets.row_scrollbar import RowScrollBar
 from emolab.tui.widgets.wrapping import WrappedLines
 
 EMOTION_COLOURS = [
@@ -50,6 +52,7 @@ ALERT = Style.parse("bold red")
 NOTE = Style.parse("italic bright_black")
 EDGE = "█"  # a turn's left edge, as a thick border draws it
 INSET = 3  # the edge, and a cell of padding either side of the text
+ROWS_PER_SCROLL_STEP = 12  # a view of 43 rows follows the stream 3 lines at a time; under 24 rows, 1
 
 Piece = tuple[str, Style]
 
@@ -99,8 +102,9 @@ class Transcript(ScrollView):
         token: TokenView | None  # None: the pointer left the tokens
 
     # A reply that grows a line grows the virtual size. With the scrollbar always shown, that needs
-    # no layout of the screen (a widget's default asks for one: 13 ms at 160×48, ui_stall.py).
-    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False)
+    # no layout of the screen (a widget's default asks for one: 13 ms at 160×48, ui_stall.py), and
+    # no repaint of every line in view: _wrap refreshes the lines that changed.
+    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False, repaint=False)
     tint: reactive[str] = reactive("emotion", repaint=False)  # or "valence" or "off"
     smoothed: reactive[bool] = reactive(True, repaint=False)  # tint by smoothed readouts, or each token's own
     selected: reactive[int | None] = reactive(None, repaint=False)  # the index of the selected token
@@ -113,6 +117,7 @@ class Transcript(ScrollView):
         self._lines: dict[TurnView, TurnLines] = {}
         self._starts: list[int] = []  # each turn's first line
         self._following = True
+        self._blank: Strip | None = None  # the blank line after each turn, and below the last
 
     def watch_tint(self) -> None:
         self.redraw()
@@ -171,6 +176,15 @@ class Transcript(ScrollView):
 
     # -- showing turns ------------------------------------------------------------------------------
 
+    @property
+    def vertical_scrollbar(self) -> ScrollBar:
+        """Widget's own property, with a scrollbar that redraws only its changed rows."""
+        if self._vertical_scrollbar is None:
+            self._vertical_scrollbar = RowScrollBar(thickness=self.scrollbar_size_vertical)
+            self._vertical_scrollbar.display = False
+            self.app._start_widget(self, self._vertical_scrollbar)
+        return self._vertical_scrollbar
+
     def watch_virtual_size(self, size: Size) -> None:
         if self.show_vertical_scrollbar:  # the scrollbar's thumb, which a layout would have updated
             self.vertical_scrollbar.window_virtual_size = size.height
@@ -218,7 +232,7 @@ class Transcript(ScrollView):
         for turn in self.turns:
             self._starts.append(total)
             total += self._lines[turn].wrapped.count + 1 if turn in self._lines else 0
-        self.virtual_size = Size(self._width, total)
+        self.virtual_size = Size(self._width, self._in_steps(total))
         if repaint_all:
             self.refresh()
         elif firsts:
@@ -226,6 +240,12 @@ class Transcript(ScrollView):
             self.refresh_lines(top, total - top)
         if self._following and width >= 1 and (repaint_all or firsts):
             self.scroll_end(animate=False, immediate=True, x_axis=False)  # in this frame, not one more
+
+    def _in_steps(self, lines: int) -> int:
+        """The lines rounded up to whole scroll steps: a reply streaming past the bottom scrolls the view
+        a step at a time, since every scroll draws every line in view again (ui_frame_cost.py)."""
+        step = max(1, self.scrollable_content_region.height // ROWS_PER_SCROLL_STEP)
+        return -(-lines // step) * step
 
     def line_of(self, turn: TurnView) -> int:
         """The turn's first line, from the top of the transcript."""
@@ -248,7 +268,9 @@ class Transcript(ScrollView):
         found = self._turn_at(self.scroll_offset.y + y)
         lines = self._lines.get(found[0]) if found else None
         if lines is None or found[1] >= lines.wrapped.count:
-            return Strip.blank(self._width, self.rich_style)
+            if self._blank is None or self._blank.cell_length != self._width:
+                self._blank = Strip.blank(self._width, self.rich_style)
+            return self._blank
         turn, row = found
         strip = lines.drawn.get(row)
         if strip is None:  # the widget's style and width are worth computing only here
@@ -263,6 +285,7 @@ class Transcript(ScrollView):
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
+        self._blank = None
         for lines in self._lines.values():  # a new theme: the same lines, drawn in its colours
             lines.drawn.clear()
 
