@@ -22,12 +22,14 @@ from emolab.core.valence import valence_axis
 from emolab.tui.inspection import TokenInspection
 from emolab.tui.lanes import CompareLog
 from emolab.tui.monitor import Alert, Monitor
+from emolab.tui.throttle import Throttle
 from emolab.tui.turns import Applied, TokenView, TurnLog, TurnView, no_kept_tokens
 from emolab.tui.widgets.compare_panes import ComparePanes
 from emolab.tui.widgets.side_panel import SidePanel
 from emolab.tui.widgets.status_bar import StatusBar
 from emolab.tui.widgets.transcript import Transcript
 
+LIVE_PANEL_SECONDS = 0.2  # the live token's readout and the heat strip: 5 draws a second, not one per batch
 DEFAULT_PINNED = ["desperate", "calm", "happy", "sad", "afraid", "angry", "loving", "hostile"]
 
 
@@ -71,6 +73,8 @@ class ConsoleView(TokenInspection, Vertical):
         # the chat shows lane 0's reply, with lane 1's as its sibling branch.
         self.fold_compare: Callable[[CompareLog], None] | None = None
         self.labeller: Callable[[TurnView], str] | None = None  # a reply's label, where the screen knows it
+        self._live: TokenView | None = None  # the newest token, whose readout the panel shows when live
+        self._draw_live_panel = Throttle(self, LIVE_PANEL_SECONDS, self._live_panel)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
@@ -180,12 +184,21 @@ class ConsoleView(TokenInspection, Vertical):
         if raised:
             self.side.show_alerts(self.monitor.raised)
         if applied.fresh:
-            self.side.strip.push([token.readout(self.smoothed) for token in applied.fresh])
-            if self.transcript.selected is None:
-                self._show_token(applied.fresh[-1])
+            self.side.strip.push([token.readout(self.smoothed) for token in applied.fresh], draw=False)
+            self._live = applied.fresh[-1]
+            self._draw_live_panel()
         if applied.speed is not None:
             self.status.show_live(speed=f"{applied.speed:.1f} tok/s")
         return raised
+
+    def _live_panel(self) -> None:
+        self.side.strip.redraw()
+        if self._live is not None and self.transcript.selected is None:
+            self._show_token(self._live)
+
+    def flush_live(self) -> None:
+        """Draw the live panel now: a user's step through a replay waits for no period."""
+        self._draw_live_panel.flush()
 
     def _label(self, turns: list[TurnView]) -> None:
         if self.labeller is not None:
@@ -216,6 +229,7 @@ class ConsoleView(TokenInspection, Vertical):
         self.remove_class("-comparing")
         self.turn_log = TurnLog(self._kept_of)
         self.monitor = Monitor(self.pack.emotions, self.thresholds)
+        self._live = None
         self.follow_live()
         self.transcript.show([], [])
         self.side.strip.clear()

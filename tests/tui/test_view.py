@@ -68,3 +68,19 @@ async def test_the_view_shows_raw_or_smoothed_readouts_but_alerts_on_smoothed_on
         await pilot.pause()
         assert not view.turn_log.turns and not view.transcript.turns and not strip.history
         assert view.show(a_turn(raw, smooth))  # the alerts are armed again
+
+
+async def test_a_stream_of_batches_draws_the_live_panel_a_few_times_a_second_and_ends_on_the_newest(tiny_pack):
+    from emolab.tui.throttle import DUE
+    from emolab.tui.view import LIVE_PANEL_SECONDS
+
+    view = ConsoleView(tiny_pack)
+    app = Host(view)
+    async with app.run_test(size=(120, 40)) as pilot:
+        view.show(a_turn([readout(tiny_pack, afraid=1.0)]))
+        bars = view.query_one("SignedBars")
+        assert dict(bars.rows)["afraid"] == 1.0  # the first batch draws at once
+        view.show([token(5, readout(tiny_pack, afraid=2.0)), token(6, readout(tiny_pack, afraid=3.0))])
+        assert dict(bars.rows)["afraid"] == 1.0 and len(view.side.strip.history) == 3  # kept, drawn later
+        await pilot.pause(LIVE_PANEL_SECONDS * (2 - DUE) + 0.1)
+        assert dict(bars.rows)["afraid"] == 3.0  # the newest, once the batches pause

@@ -134,7 +134,7 @@ class ChatScreen(ChatActions, ConsoleScreen):
         """One line says so; the transcript stays, and the session keeps every token that arrived."""
         self.link.died()
         restart = self._keys_of("restart_engine")
-        self.view.status.state = ""
+        self._idle()
         self.view.status.model = f"engine stopped: {message.reason} ({restart} restarts it)"
         self.notify(
             f"{message.reason}; the transcript and the session are kept. {restart} restarts the engine.",
@@ -183,7 +183,12 @@ class ChatScreen(ChatActions, ConsoleScreen):
 
     def _generating(self, state: str = "generating") -> None:
         self.view.status.state = state
+        self.view.prompt.cursor_blink = False  # a steady cursor while the model writes: no frames of its own
         self.view.turn_log.end_turn()
+
+    def _idle(self) -> None:
+        self.view.status.state = ""
+        self.view.prompt.cursor_blink = True
 
     @on(EngineEvents)
     def _show(self, message: EngineEvents) -> None:
@@ -199,7 +204,7 @@ class ChatScreen(ChatActions, ConsoleScreen):
     def _ended(self, message: GenerationEnded) -> None:
         self.link.ended(message.status)
         self.branches.ended(message.histories)
-        self.view.status.state = ""
+        self._idle()
         if self.link.ready:
             self.view.status.context = self.link.context()
         if message.error:

@@ -153,6 +153,7 @@ class ReplayScreen(ConsoleScreen):
         if end > self.cursor:
             self._feed(end)
         self.clock = self.times[end - 1] if end else 0.0
+        self.view.flush_live()
         self._show_state()
 
     def action_toggle_play(self) -> None:

@@ -53,9 +53,11 @@ class HeatStrip(CachedLines):
         self.rows, self.indices = names, indices
         self.redraw(layout=True)
 
-    def push(self, probes: list[np.ndarray]) -> None:
+    def push(self, probes: list[np.ndarray], *, draw: bool = True) -> None:
+        """Add tokens' readouts; `draw=False` leaves the redraw to the caller (a throttled one)."""
         self.history.extend(probes)
-        self.redraw()
+        if draw:
+            self.redraw()
 
     def clear(self) -> None:
         self.history.clear()

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 from rich.text import Text
 from textual.reactive import reactive
-from textual.timer import Timer
 from textual.widget import Widget
+
+from emolab.tui.throttle import Throttle
 
 LIVE_SECONDS = 1.0  # how often values that change with every token are drawn
 
@@ -25,24 +24,14 @@ class StatusBar(Widget):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self._drawn_live = 0.0
-        self._pending: Timer | None = None
+        self._draw_live = Throttle(self, LIVE_SECONDS, self.refresh)
 
     def show_live(self, **parts: str) -> None:
-        """Set parts that change with every token (speed, context): drawn at most once a second, so
+        """Set parts that change with every token (speed, context): drawn about once a second, so
         that the status line does not widen every frame of a streaming reply to the whole screen."""
         for name, value in parts.items():
             self.set_reactive(getattr(StatusBar, name), value)
-        wait = LIVE_SECONDS - (time.monotonic() - self._drawn_live)
-        if wait <= 0:
-            self._draw_live()
-        elif self._pending is None:
-            self._pending = self.set_timer(wait, self._draw_live)
-
-    def _draw_live(self) -> None:
-        self._pending = None
-        self._drawn_live = time.monotonic()
-        self.refresh()
+        self._draw_live()
 
     def render(self) -> Text:
         parts = [self.state, self.model, self.pack, self.speed, self.context, self.readouts, self.session]
