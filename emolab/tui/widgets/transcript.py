@@ -55,6 +55,15 @@ INSET = 3  # the edge, and a cell of padding either side of the text
 ROWS_PER_SCROLL_STEP = 12  # a view of 43 rows follows the stream 3 lines at a time; under 24 rows, 1
 
 Piece = tuple[str, Style]
+PAD = Strip([Segment(" ")])
+
+
+@dataclass(frozen=True)
+class Look:
+    base: Style  # the widget's own
+    prompt: Style
+    edges: dict[str, Strip]  # per role: a turn's left edge and the cell after it
+    blank: Strip  # the blank line after each turn (and below the last), as wide as the text area
 
 
 class TurnLines:
@@ -117,7 +126,7 @@ class Transcript(ScrollView):
         self._lines: dict[TurnView, TurnLines] = {}
         self._starts: list[int] = []  # each turn's first line
         self._following = True
-        self._blank: Strip | None = None  # the blank line after each turn, and below the last
+        self._look: Look | None = None
 
     def watch_tint(self) -> None:
         self.redraw()
@@ -264,28 +273,40 @@ class Transcript(ScrollView):
     def _width(self) -> int:
         return self.scrollable_content_region.width  # the scrollbar's gutter is kept free (CSS)
 
+    def _drawing(self) -> Look:
+        """The styles a line is drawn in: looked up once per style change, not once a line."""
+        width = self._width
+        if self._look is None or self._look.blank.cell_length != width:
+            base = self.rich_style
+            edges = {
+                role: Strip([Segment(EDGE, self.get_component_rich_style(f"transcript--{role}-edge")), Segment(" ")])
+                for role in ("prompt", "reply")
+            }
+            prompt = self.get_component_rich_style("transcript--prompt")
+            self._look = Look(base, prompt, edges, Strip.blank(width, base))
+        return self._look
+
     def render_line(self, y: int) -> Strip:
+        look = self._drawing()
         found = self._turn_at(self.scroll_offset.y + y)
         lines = self._lines.get(found[0]) if found else None
         if lines is None or found[1] >= lines.wrapped.count:
-            if self._blank is None or self._blank.cell_length != self._width:
-                self._blank = Strip.blank(self._width, self.rich_style)
-            return self._blank
+            return look.blank
         turn, row = found
         strip = lines.drawn.get(row)
-        if strip is None:  # the widget's style and width are worth computing only here
-            base, width = self.rich_style, self._width
+        if strip is None:
+            width = look.blank.cell_length
             role = "prompt" if turn.role == "prompt" else "reply"
             text = lines.wrapped.line(row).crop_extend(0, max(0, width - INSET), None)
             if role == "prompt":
-                text = text.apply_style(self.get_component_rich_style("transcript--prompt"))
-            edge = Strip([Segment(EDGE, self.get_component_rich_style(f"transcript--{role}-edge")), Segment(" ")])
-            strip = lines.drawn[row] = Strip.join([edge, text, Strip([Segment(" ")])]).apply_style(base).crop(0, width)
+                text = text.apply_style(look.prompt)
+            strip = Strip.join([look.edges[role], text, PAD]).apply_style(look.base).crop(0, width)
+            lines.drawn[row] = strip
         return strip
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
-        self._blank = None
+        self._look = None
         for lines in self._lines.values():  # a new theme: the same lines, drawn in its colours
             lines.drawn.clear()
 
