@@ -10,11 +10,16 @@ from tests.tui.harness import Host
 PERIOD = 0.6  # long enough that a busy machine does not reach DUE between two calls made together
 
 
+def counted(app: Host) -> tuple[Throttle, list[float]]:
+    """A throttle on the app's timers, and when it drew."""
+    drawn: list[float] = []
+    return Throttle(app, PERIOD, lambda: drawn.append(time.monotonic())), drawn
+
+
 async def test_the_first_change_draws_at_once_and_the_next_ones_wait_for_the_period():
     app = Host(Static())
     async with app.run_test() as pilot:
-        drawn: list[float] = []
-        throttle = Throttle(app, PERIOD, lambda: drawn.append(time.monotonic()))
+        throttle, drawn = counted(app)
         throttle()
         assert len(drawn) == 1
         throttle()
@@ -29,8 +34,7 @@ async def test_the_first_change_draws_at_once_and_the_next_ones_wait_for_the_per
 async def test_a_change_that_comes_once_the_period_is_nearly_over_draws_with_it_and_cancels_the_timer():
     app = Host(Static())
     async with app.run_test() as pilot:
-        drawn: list[float] = []
-        throttle = Throttle(app, PERIOD, lambda: drawn.append(time.monotonic()))
+        throttle, drawn = counted(app)
         throttle()
         throttle()  # pending, with a timer
         await pilot.pause(PERIOD * DUE + 0.05)
@@ -43,8 +47,7 @@ async def test_a_change_that_comes_once_the_period_is_nearly_over_draws_with_it_
 async def test_flush_draws_a_pending_change_now_and_nothing_otherwise():
     app = Host(Static())
     async with app.run_test():
-        drawn: list[float] = []
-        throttle = Throttle(app, PERIOD, lambda: drawn.append(time.monotonic()))
+        throttle, drawn = counted(app)
         throttle.flush()
         assert drawn == []
         throttle()
