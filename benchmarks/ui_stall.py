@@ -28,6 +28,7 @@ STARTED = time.perf_counter()  # before textual and emolab are imported: the win
 
 import argparse
 import asyncio
+import gc
 import json
 import selectors
 import statistics
@@ -190,6 +191,8 @@ def main() -> None:
         with asyncio.Runner(loop_factory=partial(asyncio.SelectorEventLoop, watch)) as runner:
             result = runner.run(console_round(pack, model, arguments.tokens, arguments.dtype, size, number == 0, watch))
         consoles.append(result)
+        gc.unfreeze()  # the chat froze the heap at engine ready: the last app would stay in the next round's RSS
+        gc.collect()
         headless.append(headless_round(pack, arguments.tokens, arguments.dtype))
         print(
             f"round {number + 1}        console {result['speed']:.1f} tok/s, headless {headless[-1]:.1f} tok/s "
