@@ -150,7 +150,7 @@ def open_engine(spec: EngineSpec, progress, *, ui_in_this_process: bool = False)
     """Load the model and the pack and build the engine (in whichever process runs it).
 
     In its own process the engine decodes with every core: the console's UI, in another process,
-    takes about a seventh of a core while a reply streams. Beside a UI in this process (whose thread
+    takes about a tenth of a core while a reply streams. Beside a UI in this process (whose thread
     takes the GIL) it leaves that UI a core (devices.threads_beside_a_ui). benchmarks/ui_stall.py
     measured both on two cores."""
     from emolab.cli.options import load_checked
