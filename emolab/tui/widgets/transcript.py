@@ -187,7 +187,9 @@ class Transcript(ScrollView):
 
     @property
     def vertical_scrollbar(self) -> ScrollBar:
-        """Widget's own property, with a scrollbar that redraws only its changed rows."""
+        """Widget's own property, with a scrollbar that redraws only its changed rows. It builds it as
+        Textual 8's Widget.vertical_scrollbar does (hence the version range in pyproject.toml);
+        tests/tui/test_transcript.py checks that it draws as Textual's own."""
         if self._vertical_scrollbar is None:
             self._vertical_scrollbar = RowScrollBar(thickness=self.scrollbar_size_vertical)
             self._vertical_scrollbar.display = False
