@@ -64,7 +64,7 @@ async def stream_round(spec: EngineSpec, events: list, rate: float, size: tuple[
             await asyncio.sleep(0.02)
         await pilot.pause(0.5)
         screen = app.chat
-        frames, layouts = [0], [0]
+        frames, layouts = [0], [0]  # counted by wrapping two of Textual 8's private Screen methods
         refresh, relayout = screen._compositor_refresh, screen._refresh_layout
         screen._compositor_refresh = lambda: frames.__setitem__(0, frames[0] + 1) or refresh()
         screen._refresh_layout = lambda *a, **k: layouts.__setitem__(0, layouts[0] + 1) or relayout(*a, **k)

@@ -21,8 +21,10 @@ class TokenInspection:
             self.side.show_readout(readout, title or f"token {token.text!r}", self.top_k)
 
     def show_live(self) -> None:
-        if self.turn_log.last_token is not None:
-            self._show_token(self.turn_log.last_token)
+        """The newest token's readout: the stream's (a compare's side A), else the conversation's."""
+        token = self._live or self.turn_log.last_token
+        if token is not None:
+            self._show_token(token)
 
     def smoothing_changed(self, smoothed: bool) -> None:
         for transcript in self.transcripts():

@@ -18,23 +18,37 @@ from textual.timer import Timer
 DUE = 0.75  # a call this far into the period draws: batches come a little early or late
 
 
+def latest(period: float) -> float:
+    """How long after a draw a pending change is drawn at the latest: after the period, and after
+    the batch due by then."""
+    return period * (2 - DUE)
+
+
 class Throttle:
-    def __init__(self, owner: MessagePump, period: float, draw: Callable[[], None]) -> None:
+    def __init__(
+        self, owner: MessagePump, period: float, draw: Callable[[], None], clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.owner = owner  # whose timer draws the last change
         self.period = period
         self.draw = draw
+        self.clock = clock
         self._drawn = float("-inf")
         self._pending = False
         self._timer: Timer | None = None
 
+    @property
+    def waiting(self) -> bool:
+        """A timer is set to draw a pending change."""
+        return self._timer is not None
+
     def __call__(self) -> None:
         """Something changed: draw now if the period has (nearly) passed, else soon."""
         self._pending = True
-        since = time.monotonic() - self._drawn
+        since = self.clock() - self._drawn
         if since >= self.period * DUE:
             self.flush()
-        elif self._timer is None:  # after the period, and after the batch due by then
-            self._timer = self.owner.set_timer(self.period * (1 + 1 - DUE) - since, self._expired)
+        elif self._timer is None:
+            self._timer = self.owner.set_timer(latest(self.period) - since, self._expired)
 
     def flush(self) -> None:
         """Draw a pending change now (a user's action waits for no period)."""
@@ -43,7 +57,7 @@ class Throttle:
             self._timer = None
         if self._pending:
             self._pending = False
-            self._drawn = time.monotonic()
+            self._drawn = self.clock()
             self.draw()
 
     def _expired(self) -> None:

@@ -193,8 +193,8 @@ class ConsoleView(TokenInspection, Vertical):
 
     def _live_panel(self) -> None:
         self.side.strip.redraw()
-        if self._live is not None and self.transcript.selected is None:
-            self._show_token(self._live)
+        if self.transcript.selected is None:
+            self.show_live()
 
     def flush_live(self) -> None:
         """Draw the live panel now: a user's step through a replay waits for no period."""
@@ -239,6 +239,7 @@ class ConsoleView(TokenInspection, Vertical):
         """Show these turns (another branch), the next event opening a new turn after them."""
         self.turn_log.turns = turns
         self.turn_log.end_turn()
+        self._live = None
         self.transcript.show(turns, changed or [])
 
     # -- the shown readout (tui/inspection.py) ----------------------------------------------------

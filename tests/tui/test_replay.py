@@ -48,6 +48,8 @@ async def test_replay_plays_pauses_steps_and_moves_the_sliders_at_the_recorded_t
         assert shown_tokens(app) == [0]
         await pilot.press("right", "right")
         assert shown_tokens(app) == [0, 1, 2]
+        newest = app.replay.view.turn_log.last_token
+        assert app.query_one("SignedBars").title == f"token {newest.text!r}"  # a step shows its token at once
         await pilot.press("left")
         await pilot.pause()
         assert shown_tokens(app) == [0, 1]

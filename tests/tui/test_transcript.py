@@ -99,6 +99,21 @@ async def test_a_streaming_reply_wraps_only_what_it_gained_and_the_view_follows_
         assert shown(transcript)[-2] == "█ " + expected[-1]  # the last line above the blank one
 
 
+async def test_a_turn_that_gets_shorter_leaves_none_of_its_old_lines_painted():
+    transcript = Transcript(["calm", "happy", "sad"], np.array([0.0, 1.0, -1.0]))
+    app = Host(transcript)
+    async with app.run_test(size=(24, 12)) as pilot:
+        reply = turn("reply", [" " + word for word in PROSE.split(" ")[:12]])
+        transcript.show([reply], [reply])
+        await pilot.pause()
+        assert "thirty" in app.export_screenshot()
+        reply.tokens[:] = reply.tokens[:2]
+        transcript.show([reply], [reply])
+        await pilot.pause()
+        painted = app.export_screenshot()
+        assert "keeper" in painted and "thirty" not in painted
+
+
 async def test_a_tall_view_follows_the_stream_a_step_of_lines_at_a_time_with_the_newest_in_view():
     transcript = Transcript(["calm", "happy", "sad"], np.array([0.0, 1.0, -1.0]))
     app = Host(transcript)

@@ -96,7 +96,7 @@ async def test_the_plane_marks_the_weighted_position_of_the_emotions_that_read_p
 
 
 async def test_the_status_line_draws_live_values_at_most_once_a_period_and_then_the_latest():
-    from emolab.tui.throttle import DUE
+    from emolab.tui.throttle import latest
     from emolab.tui.widgets.status_bar import LIVE_SECONDS, StatusBar
 
     bar = StatusBar()
@@ -109,6 +109,6 @@ async def test_the_status_line_draws_live_values_at_most_once_a_period_and_then_
         await pilot.pause()
         shown = app.export_screenshot()
         assert "AAA" in shown and "BBB" not in shown
-        await pilot.pause(LIVE_SECONDS * (2 - DUE) + 0.2)  # the latest a throttled draw waits
+        await pilot.pause(latest(LIVE_SECONDS) + 0.2)
         shown = app.export_screenshot()
         assert "BBB" in shown and "CCC" in shown

@@ -77,6 +77,7 @@ class ChatScreen(ChatActions, ConsoleScreen):
         self.settings = settings
         self.link = settings.link(self)
         self.engines_started = 0  # a second EngineReady is a restarted engine
+        self._blink: bool | None = None  # the prompt's own blink setting, while a reply streams
         self.recorder: SessionSink = NotRecording()  # until the engine exists to describe
         self.steering = SteeringController(self.link, self.view)
         self.branches = BranchController(self.link, self.view)
@@ -183,12 +184,14 @@ class ChatScreen(ChatActions, ConsoleScreen):
 
     def _generating(self, state: str = "generating") -> None:
         self.view.status.state = state
-        self.view.prompt.cursor_blink = False  # a steady cursor while the model writes: no frames of its own
+        if self._blink is None:  # a steady cursor while the model writes: no frames of its own
+            self._blink, self.view.prompt.cursor_blink = self.view.prompt.cursor_blink, False
         self.view.turn_log.end_turn()
 
     def _idle(self) -> None:
         self.view.status.state = ""
-        self.view.prompt.cursor_blink = True
+        if self._blink is not None:
+            self.view.prompt.cursor_blink, self._blink = self._blink, None
 
     @on(EngineEvents)
     def _show(self, message: EngineEvents) -> None:

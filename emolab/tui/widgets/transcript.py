@@ -63,7 +63,8 @@ class Look:
     base: Style  # the widget's own
     prompt: Style
     edges: dict[str, Strip]  # per role: a turn's left edge and the cell after it
-    blank: Strip  # the blank line after each turn (and below the last), as wide as the text area
+    blank: Strip  # the blank line after each turn (and below the last)
+    width: int  # of the text area, which the lines are cropped to
 
 
 class TurnLines:
@@ -127,6 +128,7 @@ class Transcript(ScrollView):
         self._starts: list[int] = []  # each turn's first line
         self._following = True
         self._look: Look | None = None
+        self._total = 0  # lines, as last wrapped
 
     def watch_tint(self) -> None:
         self.redraw()
@@ -239,16 +241,17 @@ class Transcript(ScrollView):
                 first = self._lines.setdefault(turn, TurnLines()).update(self.pieces(turn), width)
                 if first is not None:
                     firsts[turn] = first
-        self._starts, total = [], 0
+        self._starts, total, before = [], 0, self._total
         for turn in self.turns:
             self._starts.append(total)
             total += self._lines[turn].wrapped.count + 1 if turn in self._lines else 0
+        self._total = total
         self.virtual_size = Size(self._width, self._in_steps(total))
         if repaint_all:
             self.refresh()
-        elif firsts:
+        elif firsts:  # from the first changed line to the end, as long as it was if it got shorter
             top = min(self._starts[position[turn]] + first for turn, first in firsts.items())
-            self.refresh_lines(top, total - top)
+            self.refresh_lines(top, max(total, before) - top)
         if self._following and width >= 1 and (repaint_all or firsts):
             self.scroll_end(animate=False, immediate=True, x_axis=False)  # in this frame, not one more
 
@@ -278,14 +281,14 @@ class Transcript(ScrollView):
     def _drawing(self) -> Look:
         """The styles a line is drawn in: looked up once per style change, not once a line."""
         width = self._width
-        if self._look is None or self._look.blank.cell_length != width:
+        if self._look is None or self._look.width != width:
             base = self.rich_style
             edges = {
                 role: Strip([Segment(EDGE, self.get_component_rich_style(f"transcript--{role}-edge")), Segment(" ")])
                 for role in ("prompt", "reply")
             }
             prompt = self.get_component_rich_style("transcript--prompt")
-            self._look = Look(base, prompt, edges, Strip.blank(width, base))
+            self._look = Look(base, prompt, edges, Strip.blank(width, base), width)
         return self._look
 
     def render_line(self, y: int) -> Strip:
@@ -297,7 +300,7 @@ class Transcript(ScrollView):
         turn, row = found
         strip = lines.drawn.get(row)
         if strip is None:
-            width = look.blank.cell_length
+            width = look.width
             role = "prompt" if turn.role == "prompt" else "reply"
             text = lines.wrapped.line(row).crop_extend(0, max(0, width - INSET), None)
             if role == "prompt":
