@@ -134,6 +134,7 @@ async def test_a_tall_view_follows_the_stream_a_step_of_lines_at_a_time_with_the
 
 
 async def test_the_scrollbar_redraws_only_the_rows_a_moving_thumb_changes_and_draws_as_textuals_does():
+    from textual.visual import Visual, visualize
     from textual.widget import Widget
 
     transcript = Transcript(["calm", "happy", "sad"], np.array([0.0, 1.0, -1.0]))
@@ -143,12 +144,16 @@ async def test_the_scrollbar_redraws_only_the_rows_a_moving_thumb_changes_and_dr
         transcript.show([reply], [reply])
         await pilot.pause()
         bar = transcript.vertical_scrollbar
-        console = app.console
-        textuals = console.render_lines(bar.render(), console.options.update_dimensions(1, bar.size.height))
-        assert [bar.render_line(y).text for y in range(bar.size.height)] == [
-            "".join(s.text for s in line) for line in textuals
-        ]
-        assert [list(bar.render_line(y)) for y in range(bar.size.height)] == textuals
+
+        def drawn_as_textual_draws_it() -> bool:  # Widget._render_content's drawing of the same state
+            width, height = bar.size
+            textuals = Visual.to_strips(bar, visualize(bar, bar.render()), width, height, bar.visual_style)
+            return [list(bar.render_line(y)) for y in range(height)] == [list(strip) for strip in textuals]
+
+        assert drawn_as_textual_draws_it()
+        bar.mouse_over = True  # the hover colours
+        assert drawn_as_textual_draws_it()
+        bar.mouse_over = False
 
         marked = []
         refresh = Widget.refresh
