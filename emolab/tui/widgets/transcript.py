@@ -128,7 +128,6 @@ class Transcript(ScrollView):
         self._starts: list[int] = []  # each turn's first line
         self._following = True
         self._look: Look | None = None
-        self._total = 0  # lines, as last wrapped
 
     def watch_tint(self) -> None:
         self.redraw()
@@ -241,15 +240,15 @@ class Transcript(ScrollView):
                 first = self._lines.setdefault(turn, TurnLines()).update(self.pieces(turn), width)
                 if first is not None:
                     firsts[turn] = first
-        self._starts, total, before = [], 0, self._total
+        before = self.virtual_size.height  # if the transcript got shorter, its old end is repainted too
+        self._starts, total = [], 0
         for turn in self.turns:
             self._starts.append(total)
             total += self._lines[turn].wrapped.count + 1 if turn in self._lines else 0
-        self._total = total
         self.virtual_size = Size(self._width, self._in_steps(total))
         if repaint_all:
             self.refresh()
-        elif firsts:  # from the first changed line to the end, as long as it was if it got shorter
+        elif firsts:  # from the first changed line to the end
             top = min(self._starts[position[turn]] + first for turn, first in firsts.items())
             self.refresh_lines(top, max(total, before) - top)
         if self._following and width >= 1 and (repaint_all or firsts):
