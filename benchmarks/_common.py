@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_PACK = ROOT / "vectors" / "sonnet-proxy"
+STORY_PROMPT = "Tell me a story about a lighthouse keeper."  # the console benchmarks' reply: a long one
 sys.path.insert(0, str(ROOT))
 
 
@@ -37,3 +40,28 @@ def pack_path(override: str | None = None) -> Path:
     if not SHIPPED_PACK.is_dir():
         raise SystemExit(f"{SHIPPED_PACK} is missing: the benchmarks measure the shipped pack")
     return SHIPPED_PACK
+
+
+def terminal_size(text: str) -> tuple[int, int]:
+    """`--size 160x48`: columns, rows."""
+    columns, rows = (int(part) for part in text.lower().split("x"))
+    return columns, rows
+
+
+def headless_events(pack: str, prompt: str, tokens: int, dtype: str = "auto") -> list[dict]:
+    """`emolab run --json` in a process of its own, greedy: the events it printed, the end last."""
+    command = [
+        sys.executable,
+        "-m",
+        "emolab",
+        "run",
+        "--vectors",
+        pack,
+        "--prompt",
+        prompt,
+        "--max-tokens",
+        str(tokens),
+    ]
+    command += ["--temperature", "0", "--dtype", dtype, "--json"]
+    output = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    return [json.loads(line) for line in output.splitlines()]

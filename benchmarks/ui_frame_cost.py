@@ -28,7 +28,7 @@ import statistics
 import time
 from pathlib import Path
 
-from _common import ROOT, machine, pack_path
+from _common import ROOT, machine, pack_path, terminal_size
 
 from emolab.cli.chat import console_app
 from emolab.core.events import Token
@@ -106,7 +106,7 @@ def main() -> None:
     parser.add_argument("--size", default="160x48", help="terminal size, columns x rows")
     parser.add_argument("--profile", action="store_true")
     arguments = parser.parse_args()
-    size = tuple(int(part) for part in arguments.size.lower().split("x"))
+    size = terminal_size(arguments.size)
     pack = str(pack_path(arguments.pack))
     manifest = read_pack_manifest(pack)
     data, _ = load_session(Path(arguments.session), recover=False)
@@ -136,9 +136,7 @@ def main() -> None:
     profiler = results[-1]["profile"]
     if profiler:
         text = io.StringIO()
-        pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(
-            int(__import__("os").environ.get("PSTATS", "45"))
-        )
+        pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(45)
         print(text.getvalue())
 
 

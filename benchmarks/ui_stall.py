@@ -29,22 +29,18 @@ STARTED = time.perf_counter()  # before textual and emolab are imported: the win
 import argparse
 import asyncio
 import gc
-import json
 import selectors
 import statistics
-import subprocess
-import sys
 from functools import partial
 
 import psutil
-from _common import ROOT, machine, pack_path
+from _common import STORY_PROMPT, headless_events, machine, pack_path, terminal_size
 
 from emolab.cli.chat import console_app
 from emolab.core.events import Token, TurnFinished
 from emolab.core.pack_manifest import read_pack_manifest
 from emolab.process.commands import EngineSpec
 
-PROMPT = "Tell me a story about a lighthouse keeper."
 SLIDER = "calm"
 
 
@@ -90,7 +86,7 @@ async def console_round(
             await asyncio.sleep(0.02)
         engine_ready = time.perf_counter() - built
         watch.watching = True
-        app.query_one("#prompt").value = PROMPT
+        app.query_one("#prompt").value = STORY_PROMPT
         cpu, wall = time.process_time(), time.perf_counter()
         await pilot.press("enter")
         while sum(1 for event in seen if isinstance(event, Token) and event.source == "reply") < tokens // 3:
@@ -145,28 +141,7 @@ def steering_latency(events: list, pressed: float, origin: float) -> dict:
 
 
 def headless_round(pack: str, tokens: int, dtype: str) -> float:
-    command = [
-        sys.executable,
-        "-m",
-        "emolab",
-        "run",
-        "--vectors",
-        pack,
-        "--prompt",
-        PROMPT,
-        "--max-tokens",
-        str(tokens),
-        "--temperature",
-        "0",
-        "--dtype",
-        dtype,
-        "--json",
-    ]
-    output = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT).stdout
-    end = next(
-        json.loads(line) for line in reversed(output.splitlines()) if '"type": "end"' in line or '"type":"end"' in line
-    )
-    return end["tokens_per_second"]
+    return headless_events(pack, STORY_PROMPT, tokens, dtype)[-1]["tokens_per_second"]
 
 
 def main() -> None:
@@ -177,7 +152,7 @@ def main() -> None:
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--size", default="160x48", help="terminal size, columns x rows")
     arguments = parser.parse_args()
-    size = tuple(int(part) for part in arguments.size.lower().split("x"))
+    size = terminal_size(arguments.size)
     pack = str(pack_path(arguments.pack))
     model = read_pack_manifest(pack).model_id
     print(f"machine        {machine()}")

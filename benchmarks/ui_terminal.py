@@ -24,9 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, machine, pack_path
+from _common import ROOT, STORY_PROMPT, headless_events, machine, pack_path, terminal_size
 
-PROMPT = "Tell me a story about a lighthouse keeper."
 WINDOW = "emolab-ui-terminal"
 
 
@@ -56,7 +55,7 @@ def console_round(pack: str, tokens: int, size: tuple[int, int], session: Path) 
     try:
         if not wait_for("Message the model", 120):
             raise SystemExit("the console did not become ready within 120 s")
-        tmux("send-keys", "-t", WINDOW, PROMPT, "Enter")
+        tmux("send-keys", "-t", WINDOW, STORY_PROMPT, "Enter")
         if not wait_for("[max_tokens]", 300) and not wait_for("[eos]", 1):
             raise SystemExit("the reply did not end within 300 s")
         tmux("send-keys", "-t", WINDOW, "C-q")
@@ -71,10 +70,7 @@ def console_round(pack: str, tokens: int, size: tuple[int, int], session: Path) 
 
 
 def headless_round(pack: str, tokens: int) -> float:
-    command = [sys.executable, "-m", "emolab", "run", "--vectors", pack, "--prompt", PROMPT]
-    command += ["--max-tokens", str(tokens), "--temperature", "0", "--json"]
-    output = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT).stdout
-    events = [json.loads(line) for line in output.splitlines()]
+    events = headless_events(pack, STORY_PROMPT, tokens)
     return per_second([event["t"] for event in events if event.get("type") == "token" and event["source"] == "reply"])
 
 
@@ -86,7 +82,7 @@ def main() -> None:
     arguments = parser.parse_args()
     if shutil.which("tmux") is None:
         raise SystemExit("this benchmark needs tmux")
-    size = tuple(int(part) for part in arguments.size.lower().split("x"))
+    size = terminal_size(arguments.size)
     pack = str(pack_path())
     print(f"machine        {machine()}")
     print(f"reply          {arguments.tokens} tokens max, greedy, dtype auto, tmux {arguments.size}")
