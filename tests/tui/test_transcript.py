@@ -63,13 +63,18 @@ def turn(role: str, texts: list[str], start: int = 0) -> TurnView:
     return TurnView(role, tokens)
 
 
+def hosted() -> tuple[Transcript, Host]:
+    """A transcript of three emotions, alone in a host app."""
+    transcript = Transcript(["calm", "happy", "sad"], np.array([0.0, 1.0, -1.0]))
+    return transcript, Host(transcript)
+
+
 def shown(transcript: Transcript) -> list[str]:
     return [transcript.render_line(y).text.rstrip() for y in range(transcript.size.height)]
 
 
 async def test_turns_are_drawn_with_their_edge_and_a_blank_line_after_each():
-    transcript = Transcript(["calm", "happy", "sad"], np.array([0.0, 1.0, -1.0]))
-    app = Host(transcript)
+    transcript, app = hosted()
     async with app.run_test(size=(30, 10)) as pilot:
         prompt, reply = turn("prompt", ["hello"]), turn("reply", ["Hi", " there", "."], start=1)
         transcript.show([prompt, reply], [prompt, reply])
@@ -79,8 +84,7 @@ async def test_turns_are_drawn_with_their_edge_and_a_blank_line_after_each():
 
 
 async def test_a_streaming_reply_wraps_only_what_it_gained_and_the_view_follows_it():
-    transcript = Transcript(["calm", "happy", "sad"], np.array([0.0, 1.0, -1.0]))
-    app = Host(transcript)
+    transcript, app = hosted()
     async with app.run_test(size=(24, 6)) as pilot:
         reply = turn("reply", [])
         transcript.show([reply], [reply])
@@ -100,8 +104,7 @@ async def test_a_streaming_reply_wraps_only_what_it_gained_and_the_view_follows_
 
 
 async def test_a_turn_that_gets_shorter_leaves_none_of_its_old_lines_painted():
-    transcript = Transcript(["calm", "happy", "sad"], np.array([0.0, 1.0, -1.0]))
-    app = Host(transcript)
+    transcript, app = hosted()
     async with app.run_test(size=(24, 12)) as pilot:
         reply = turn("reply", [" " + word for word in PROSE.split(" ")[:12]])
         transcript.show([reply], [reply])
@@ -115,8 +118,7 @@ async def test_a_turn_that_gets_shorter_leaves_none_of_its_old_lines_painted():
 
 
 async def test_a_tall_view_follows_the_stream_a_step_of_lines_at_a_time_with_the_newest_in_view():
-    transcript = Transcript(["calm", "happy", "sad"], np.array([0.0, 1.0, -1.0]))
-    app = Host(transcript)
+    transcript, app = hosted()
     async with app.run_test(size=(30, 36)) as pilot:
         reply = turn("reply", [])
         transcript.show([reply], [reply])
@@ -137,8 +139,7 @@ async def test_the_scrollbar_redraws_only_the_rows_a_moving_thumb_changes_and_dr
     from textual.visual import Visual, visualize
     from textual.widget import Widget
 
-    transcript = Transcript(["calm", "happy", "sad"], np.array([0.0, 1.0, -1.0]))
-    app = Host(transcript)
+    transcript, app = hosted()
     async with app.run_test(size=(30, 20)) as pilot:
         reply = turn("reply", [" " + word for word in (PROSE.split(" ") * 6)])
         transcript.show([reply], [reply])
@@ -173,8 +174,7 @@ async def test_the_scrollbar_redraws_only_the_rows_a_moving_thumb_changes_and_dr
 
 
 async def test_a_new_selection_or_tint_redraws_the_tokens_it_touches():
-    transcript = Transcript(["calm", "happy", "sad"], np.array([0.0, 1.0, -1.0]))
-    app = Host(transcript)
+    transcript, app = hosted()
     async with app.run_test(size=(40, 6)) as pilot:
         reply = turn("reply", ["a", "b", "c"])
         reply.tokens[1].probe = np.array([0.0, 3.0, 0.0])  # happy, strongly: tinted

@@ -2,9 +2,12 @@
 
 import numpy as np
 
+from emolab.tui.throttle import latest
 from emolab.tui.turns import TurnLog
-from emolab.tui.view import ConsoleView
+from emolab.tui.view import LIVE_PANEL_SECONDS, ConsoleView
 from tests.tui.harness import Host, a_turn, token
+
+PANEL_DRAWN = latest(LIVE_PANEL_SECONDS) + 0.1  # a pending live draw has happened by then
 
 
 def emotions_of(pack):
@@ -71,9 +74,6 @@ async def test_the_view_shows_raw_or_smoothed_readouts_but_alerts_on_smoothed_on
 
 
 async def test_a_stream_of_batches_draws_the_live_panel_a_few_times_a_second_and_ends_on_the_newest(tiny_pack):
-    from emolab.tui.throttle import latest
-    from emolab.tui.view import LIVE_PANEL_SECONDS
-
     view = ConsoleView(tiny_pack)
     app = Host(view)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -82,14 +82,11 @@ async def test_a_stream_of_batches_draws_the_live_panel_a_few_times_a_second_and
         assert dict(bars.rows)["afraid"] == 1.0  # the first batch draws at once
         view.show([token(5, readout(tiny_pack, afraid=2.0)), token(6, readout(tiny_pack, afraid=3.0))])
         assert dict(bars.rows)["afraid"] == 1.0 and len(view.side.strip.history) == 3  # kept, drawn later
-        await pilot.pause(latest(LIVE_PANEL_SECONDS) + 0.1)
+        await pilot.pause(PANEL_DRAWN)
         assert dict(bars.rows)["afraid"] == 3.0  # the newest, once the batches pause
 
 
 async def test_a_pending_live_draw_keeps_a_selection_and_forgets_a_cleared_chat(tiny_pack):
-    from emolab.tui.throttle import latest
-    from emolab.tui.view import LIVE_PANEL_SECONDS
-
     view = ConsoleView(tiny_pack)
     app = Host(view)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -99,10 +96,10 @@ async def test_a_pending_live_draw_keeps_a_selection_and_forgets_a_cleared_chat(
         view.step_selection(-1)  # selects the newest: token 5
         chosen = bars.title
         assert chosen.startswith("token 5") and "F4" in chosen
-        await pilot.pause(latest(LIVE_PANEL_SECONDS) + 0.1)
+        await pilot.pause(PANEL_DRAWN)
         assert bars.title == chosen  # the timed draw left the selection alone
         view.follow_live()
         view.show([token(6, readout(tiny_pack, afraid=4.0))])  # waits again
         view.clear()
-        await pilot.pause(latest(LIVE_PANEL_SECONDS) + 0.1)
+        await pilot.pause(PANEL_DRAWN)
         assert dict(bars.rows)["afraid"] != 4.0  # a cleared chat's token is not drawn later
